@@ -1,0 +1,44 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+PY ?= python3
+FLOOR_PY ?= $(shell command -v python3.10 || ls /root/.pyenv/versions/3.10.*/bin/python 2>/dev/null | head -1)
+VENV := .venv
+FLOOR := .venv-floor
+STAMP := $(VENV)/.installed
+FLOOR_STAMP := $(FLOOR)/.installed
+SYS_STAMP := .cache/.system-packages
+NPM_STAMP := node_modules/.azurite-installed
+
+.PHONY: setup demo test test-local test-floor system-packages clean
+
+$(SYS_STAMP):
+	@bash .ci/system-packages.sh
+	@mkdir -p .cache && touch $@
+
+$(NPM_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[local,functions,ml,sql,test]'
+	@touch $@
+
+$(FLOOR_STAMP): pyproject.toml constraints-floor.txt
+	$(FLOOR_PY) -m venv $(FLOOR)
+	$(FLOOR)/bin/pip install -q --upgrade pip
+	$(FLOOR)/bin/pip install -q -c constraints-floor.txt -e '.[spark,test]' pyspark delta-spark
+	@touch $@
+
+setup: $(SYS_STAMP) $(NPM_STAMP) $(STAMP)
+
+demo: setup
+	$(VENV)/bin/headwater demo
+
+test: setup $(FLOOR_STAMP)
+	$(VENV)/bin/python -m pytest
+	$(FLOOR)/bin/python -m pytest -m floor -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-lake

@@ -1,0 +1,1 @@
+"""Azure Functions blueprints (Python v2 model). Thin adapters over ``ingestion.events``."""

@@ -1,0 +1,113 @@
+"""Typed settings, read from the environment (prefix ``HEADWATER_``, nested with ``__``).
+
+Secrets never live here as literals: the Function side authenticates with
+``DefaultAzureCredential``; Spark's ABFS OAuth secret is read from the environment variable the
+settings *name*, at session start, and is held as a ``SecretStr`` so it never reaches a log.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ZONES = ("landing", "bronze", "silver", "gold", "quarantine", "system")
+
+
+class Environment(str, Enum):
+    """Named deployment environments; each may point at its own lake and workspace."""
+
+    dev = "dev"
+    qa = "qa"
+    prod = "prod"
+
+
+class LakeSettings(BaseModel):
+    """Where the zones live.
+
+    ``kind="local"``: one folder with a sub-folder per zone (the default).
+    ``kind="azure"``: one ADLS Gen2 account with a container per zone, so RBAC can differ per zone.
+    """
+
+    kind: Literal["local", "azure"] = "local"
+    root: Path = Path("lake")
+    account: str | None = None
+    containers: dict[str, str] = Field(default_factory=lambda: {z: z for z in ZONES})
+    # The Blob endpoint; overridable for Azurite or sovereign clouds.
+    blob_endpoint: str | None = None
+
+    def container(self, zone: str) -> str:
+        return self.containers.get(zone, zone)
+
+
+class SparkAuthSettings(BaseModel):
+    """Hadoop ABFS auth for Spark; ``DefaultAzureCredential`` does not reach Spark's driver."""
+
+    kind: Literal["none", "oauth", "msi"] = "none"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    # Name of the environment variable (or Databricks secret scope reference) holding the secret.
+    client_secret_env: str = "HEADWATER_ABFS_CLIENT_SECRET"
+
+    def client_secret(self) -> SecretStr | None:
+        value = os.environ.get(self.client_secret_env)
+        return SecretStr(value) if value else None
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[2]"
+    app_name: str = "headwater"
+    shuffle_partitions: int = 4
+    ansi: bool = True
+    timezone: str = "UTC"
+    driver_memory: str = "2g"
+    auth: SparkAuthSettings = Field(default_factory=SparkAuthSettings)
+    # Folder of pre-fetched Delta jars; used instead of Maven resolution when set.
+    jars_dir: Path | None = None
+
+
+class BatchingSettings(BaseModel):
+    """When pending files of a dataset trigger an ingest run (whichever comes first)."""
+
+    max_files: int = 100
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_seconds: float = 300.0
+
+
+class MLSettings(BaseModel):
+    """Azure ML workspace; when unset, assets go to the local registry in the system area."""
+
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    datastore: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.subscription_id and self.resource_group and self.workspace)
+
+
+class Settings(BaseSettings):
+    """All of headwater's settings. ``Settings()`` reads ``HEADWATER_*`` from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEADWATER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Environment = Environment.dev
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
+    lease_seconds: float = 600.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,27 @@
+"""Dataset contracts: declared once in ``schemas/``, read by every part of headwater."""
+
+from ingestion.contracts.catalog import Catalog
+from ingestion.contracts.formats import Csv, FileFormat, JsonArray, JsonLines, Parquet
+from ingestion.contracts.model import (
+    Action,
+    Dataset,
+    DatasetRule,
+    DriftThresholds,
+    RowRule,
+    SchemaPolicy,
+)
+
+__all__ = [
+    "Action",
+    "Catalog",
+    "Csv",
+    "Dataset",
+    "DatasetRule",
+    "DriftThresholds",
+    "FileFormat",
+    "JsonArray",
+    "JsonLines",
+    "Parquet",
+    "RowRule",
+    "SchemaPolicy",
+]

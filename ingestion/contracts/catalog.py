@@ -1,0 +1,73 @@
+"""Finds the datasets declared in ``schemas/`` and routes landing paths to them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Iterable, Iterator
+
+from ingestion.contracts.model import Dataset
+from ingestion.contracts.paths import check_landing_path, glob_match
+from ingestion.errors import ContractError, RejectedPathError, UnknownDatasetError
+
+DEFAULT_PACKAGE = "schemas"
+
+
+class Catalog:
+    """The datasets of a project, by name, with path routing."""
+
+    def __init__(self, datasets: Iterable[Dataset]) -> None:
+        self._by_name: dict[str, Dataset] = {}
+        for ds in datasets:
+            if ds.name in self._by_name:
+                raise ContractError(ds.name, ["declared twice"])
+            self._by_name[ds.name] = ds
+
+    @classmethod
+    def discover(cls, package: str | None = None) -> Catalog:
+        """Import every module of ``package`` (default ``schemas``) and collect its ``DATASET``."""
+        package = package or os.environ.get("HEADWATER_SCHEMAS_PACKAGE", DEFAULT_PACKAGE)
+        pkg = importlib.import_module(package)
+        found: list[Dataset] = []
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package}.{info.name}")
+            ds = getattr(module, "DATASET", None)
+            if ds is None:
+                continue
+            if not isinstance(ds, Dataset):
+                raise ContractError(info.name, ["DATASET is not an ingestion.contracts.Dataset"])
+            found.append(ds)
+        return cls(found)
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def get(self, name: str) -> Dataset:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownDatasetError(name, self.names()) from None
+
+    def route(self, path: str) -> tuple[Dataset, str]:
+        """The dataset a landing path belongs to, and the path relative to the landing zone.
+
+        Raises:
+            RejectedPathError: hostile path, no dataset, or more than one dataset.
+        """
+        rel = check_landing_path(path)
+        hits = [ds for ds in self._by_name.values() if glob_match(ds.landing, rel)]
+        if not hits:
+            raise RejectedPathError(path, "matches no dataset's landing pattern", "no_dataset")
+        if len(hits) > 1:
+            names = ", ".join(sorted(d.name for d in hits))
+            raise RejectedPathError(path, f"matches several datasets ({names})", "ambiguous")
+        return hits[0], rel

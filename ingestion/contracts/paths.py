@@ -1,0 +1,86 @@
+"""Landing path patterns (globs with ``**``) and the checks that reject hostile paths."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from ingestion.errors import RejectedPathError
+
+
+@lru_cache(maxsize=256)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob: ``*`` and ``?`` stay inside a segment, ``**/`` spans any number of them."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif ch == "*":
+            out.append("[^/]*")
+            i += 1
+        elif ch == "?":
+            out.append("[^/]")
+            i += 1
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+                i += 1
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end + 1
+        elif ch == "{":
+            end = pattern.find("}", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+                i += 1
+            else:
+                alts = pattern[i + 1 : end].split(",")
+                out.append("(?:" + "|".join(re.escape(a) for a in alts) + ")")
+                i = end + 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    return glob_regex(pattern).match(path) is not None
+
+
+def check_landing_path(path: str) -> str:
+    """Return the normalised landing-relative path, or raise RejectedPathError naming why.
+
+    Accepts ``orders/a.csv`` or ``landing/orders/a.csv``; rejects traversal, absolute paths,
+    control characters, empty segments and names a blob store cannot hold.
+    """
+    if not path or not path.strip():
+        raise RejectedPathError(path, "empty path", "empty")
+    if any(unicodedata.category(c) == "Cc" for c in path):
+        raise RejectedPathError(path, "path contains control characters", "control_chars")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path) or "://" in path:
+        raise RejectedPathError(path, "absolute paths are not accepted", "absolute")
+    if "\\" in path:
+        raise RejectedPathError(path, "backslashes are not accepted in lake paths", "backslash")
+    segments = path.split("/")
+    if any(s in ("..", ".") for s in segments):
+        raise RejectedPathError(path, "path traversal ('..' or '.') is not allowed", "traversal")
+    if any(s == "" for s in segments):
+        raise RejectedPathError(path, "path has an empty segment", "empty_segment")
+    if len(path) > 1024:
+        raise RejectedPathError(path, "path longer than 1024 characters", "too_long")
+    if segments[0] == "landing":
+        segments = segments[1:]
+        if not segments:
+            raise RejectedPathError(path, "names the landing zone, not a file", "not_a_file")
+    return "/".join(segments)

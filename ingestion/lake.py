@@ -1,0 +1,62 @@
+"""Where each table and area lives in the lake (lake-relative paths; see ``Storage.uri``).
+
+One place for the layout, so every job and command agrees on it::
+
+    landing/<as the source writes it>
+    bronze/<dataset>                 Delta: raw strings + lineage, append-only
+    silver/<dataset>                 Delta: typed, deduplicated, validated
+    gold/<name>                      Delta: curated for training
+    quarantine/<dataset>/files/...   files that could not be read, each with a .reason.json
+    quarantine/<dataset>/rows        Delta: rows that failed validation, with reasons
+    system/ledger|queue|ingested     event ledger (ingestion.events)
+    system/batches/<dataset>/        batch manifests
+    system/leases/<dataset>.json     single-writer leases
+    system/runs                      Delta: the run ledger
+    system/registry/                 local asset registry
+"""
+
+from __future__ import annotations
+
+# Lineage columns every bronze row carries, named exactly so.
+SOURCE_PATH = "_source_path"
+SOURCE_SHA256 = "_source_sha256"
+SOURCE_ROW = "_source_row"
+INGESTED_AT = "_ingested_at"
+BATCH_ID = "_batch_id"
+RESCUED_DATA = "_rescued_data"
+CORRUPT_RECORD = "_corrupt_record"  # the raw line of a malformed record
+PARSE_ERROR = "_parse_error"  # why it was malformed
+LINEAGE_COLUMNS = (SOURCE_PATH, SOURCE_SHA256, SOURCE_ROW, INGESTED_AT, BATCH_ID)
+BRONZE_META_COLUMNS = (RESCUED_DATA, CORRUPT_RECORD, PARSE_ERROR, *LINEAGE_COLUMNS)
+
+
+def bronze_table(dataset: str) -> str:
+    return f"bronze/{dataset}"
+
+
+def silver_table(dataset: str) -> str:
+    return f"silver/{dataset}"
+
+
+def gold_table(name: str) -> str:
+    return f"gold/{name}"
+
+
+def quarantine_rows_table(dataset: str) -> str:
+    return f"quarantine/{dataset}/rows"
+
+
+def quarantine_files(dataset: str) -> str:
+    return f"quarantine/{dataset}/files"
+
+
+def batches_dir(dataset: str) -> str:
+    return f"system/batches/{dataset}"
+
+
+def lease_path(dataset: str) -> str:
+    return f"system/leases/{dataset}.json"
+
+
+RUNS_TABLE = "system/runs"
+REGISTRY_DIR = "system/registry"

@@ -1,0 +1,1 @@
+"""Spark-side helpers (import pyspark lazily)."""

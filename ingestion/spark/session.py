@@ -1,0 +1,114 @@
+"""The Spark session headwater runs on: the cluster's own, or a local one with Delta.
+
+On Databricks and Synapse a session already exists and has Delta; we only set what our code
+relies on (ANSI mode, UTC) and the ABFS auth. Locally we build one with delta-spark's jars from
+Maven Central (``spark.jars.packages``), or from a folder of pre-fetched jars.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ingestion.config import Settings, get_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def runtime_conf(settings: Settings) -> dict[str, str]:
+    """Session settings our code depends on, identical on Spark 3.5 and 4.x."""
+    conf = {
+        # Spark 4 defaults ANSI on, 3.5 off: say it, so casts behave the same on both.
+        "spark.sql.ansi.enabled": str(settings.spark.ansi).lower(),
+        "spark.sql.session.timeZone": settings.spark.timezone,
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Lineage reads _metadata; Parquet row order must not be shuffled by the reader.
+        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    }
+    conf.update(abfs_conf(settings))
+    return conf
+
+
+def abfs_conf(settings: Settings) -> dict[str, str]:
+    """Hadoop ABFS auth settings for the lake's account (never logged: may carry a secret)."""
+    auth = settings.spark.auth
+    account = settings.lake.account
+    if settings.lake.kind != "azure" or auth.kind == "none" or not account:
+        return {}
+    host = f"{account}.dfs.core.windows.net"
+    conf = {f"fs.azure.account.auth.type.{host}": "OAuth"}
+    if auth.kind == "msi":
+        conf[f"fs.azure.account.oauth.provider.type.{host}"] = (
+            "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
+        )
+        if auth.client_id:
+            conf[f"fs.azure.account.oauth2.client.id.{host}"] = auth.client_id
+        return conf
+    secret = auth.client_secret()
+    if not (auth.tenant_id and auth.client_id and secret):
+        from ingestion.errors import ConfigError
+
+        raise ConfigError(
+            "spark.auth.kind=oauth needs spark.auth.tenant_id, spark.auth.client_id and the "
+            f"secret in ${auth.client_secret_env}"
+        )
+    conf.update(
+        {
+            f"fs.azure.account.oauth.provider.type.{host}": (
+                "org.apache.hadoop.fs.azurebfs.oauth2.ClientCredsTokenProvider"
+            ),
+            f"fs.azure.account.oauth2.client.id.{host}": auth.client_id,
+            f"fs.azure.account.oauth2.client.secret.{host}": secret.get_secret_value(),
+            f"fs.azure.account.oauth2.client.endpoint.{host}": (
+                f"https://login.microsoftonline.com/{auth.tenant_id}/oauth2/token"
+            ),
+        }
+    )
+    return conf
+
+
+def get_spark(settings: Settings | None = None, *, warehouse: Path | None = None) -> SparkSession:
+    """The active session (cluster), or a new local one with Delta."""
+    from pyspark.sql import SparkSession
+
+    settings = settings or get_settings()
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        builder = (
+            SparkSession.builder.master(settings.spark.master)
+            .appName(settings.spark.app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.memory", settings.spark.driver_memory)
+            .config("spark.databricks.delta.snapshotPartitions", "2")
+        )
+        if warehouse is not None:
+            builder = builder.config("spark.sql.warehouse.dir", str(warehouse))
+        for key, value in DELTA_CONF.items():
+            builder = builder.config(key, value)
+        if settings.spark.jars_dir:
+            jars = sorted(str(p) for p in Path(settings.spark.jars_dir).glob("*.jar"))
+            builder = builder.config("spark.jars", ",".join(jars))
+        else:
+            from delta import configure_spark_with_delta_pip
+
+            builder = configure_spark_with_delta_pip(builder)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+    for key, value in runtime_conf(settings).items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def spark_major_minor(spark: SparkSession) -> tuple[int, int]:
+    major, minor = spark.version.split(".")[:2]
+    return int(major), int(minor)

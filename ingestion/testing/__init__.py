@@ -1,0 +1,1 @@
+"""Testing support shipped with headwater: a pytest plugin (entry point ``pytest11``)."""

@@ -1,0 +1,1 @@
+"""Entry points: Spark jobs (``python -m jobs.<name>`` / spark-submit) and the CLI. Thin adapters."""

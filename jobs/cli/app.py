@@ -1,0 +1,115 @@
+"""The ``headwater`` command: shared app object, context and output helpers.
+
+Commands live in sibling modules (one per concern) and register themselves on ``app``;
+``jobs.cli`` imports them all. Tables for people, ``--json`` for scripts, progress on long work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingestion.config import Settings, get_settings
+from ingestion.errors import HeadwaterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+    from ingestion.contracts import Catalog
+    from ingestion.storage import Storage
+
+app = typer.Typer(
+    name="headwater",
+    help="Event-driven ingestion and ETL: landing -> bronze -> silver -> gold -> Azure ML assets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    """What commands share: settings, lake, catalog, and (only when needed) Spark."""
+
+    settings: Settings = field(default_factory=get_settings)
+
+    @cached_property
+    def storage(self) -> Storage:
+        from ingestion.storage import open_storage
+
+        return open_storage(self.settings)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from ingestion.contracts import Catalog
+
+        return Catalog.discover()
+
+    @cached_property
+    def spark(self) -> SparkSession:
+        from ingestion.spark.session import get_spark
+
+        with console.status("starting Spark (first start resolves Delta's jars)..."):
+            return get_spark(self.settings)
+
+
+# `headwater status` is assembled from sections each concern registers: a section returns a
+# title and either a rich Table (for people) or plain data (for --json).
+StatusSection = Callable[[Context, str | None], tuple[str, Table, Any]]
+STATUS_SECTIONS: list[StatusSection] = []
+
+
+def status_section(fn: StatusSection) -> StatusSection:
+    STATUS_SECTIONS.append(fn)
+    return fn
+
+
+def emit(data: Any, *, as_json: bool, table: Table | None = None) -> None:
+    """Print ``data`` as JSON for scripts or ``table`` for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    elif table is not None:
+        console.print(table)
+    else:
+        console.print(data)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    return t
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def run_cli(fn: Callable[[], Any]) -> Any:
+    """Run a command body; a HeadwaterError becomes a clear message and exit code 2."""
+    try:
+        return fn()
+    except HeadwaterError as err:
+        raise fail(str(err), 2) from None
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,5 @@
+"""Dataset contracts: one module per dataset, each with a module-level ``DATASET``.
+
+Keep these modules free of top-level pyspark imports: the Function App routes paths with them.
+Build the pandera model inside ``columns()``.
+"""

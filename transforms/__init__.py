@@ -1,0 +1,1 @@
+"""bronze -> silver -> gold, and the optional per-dataset transform functions."""
