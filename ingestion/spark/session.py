@@ -8,6 +8,8 @@ Maven Central (``spark.jars.packages``), or from a folder of pre-fetched jars.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,6 +85,8 @@ def get_spark(settings: Settings | None = None, *, warehouse: Path | None = None
     settings = settings or get_settings()
     spark = SparkSession.getActiveSession()
     if spark is None:
+        # Local workers must run this interpreter (a venv's), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             SparkSession.builder.master(settings.spark.master)
             .appName(settings.spark.app_name)

@@ -13,7 +13,6 @@ Nothing here imports pyspark until the ``spark`` fixture is used.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +34,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     """A local Spark session with Delta, shared by the whole test session."""
     from ingestion.spark.session import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
     settings = Settings(spark=SparkSettings(master="local[2]", shuffle_partitions=2))
     session = get_spark(settings, warehouse=tmp_path_factory.mktemp("warehouse"))
     yield session

@@ -1,0 +1,1 @@
+"""landing -> bronze: batch manifests, file sniffing, format readers and the ingest job."""

@@ -1,0 +1,406 @@
+"""The ingest job: queued landing files of one dataset -> one bronze Delta commit, exactly once.
+
+Order of events, and why each crash point is safe:
+
+1. Take the dataset's single-writer lease.
+2. Resume the open batch manifest, or write ``batches/<n>`` listing (path, etag, sha256) of the
+   queued files *before* writing any data. Crash here -> the next run resumes batch n.
+3. Read all files of the batch in one pass; files that cannot be read at all are set aside.
+4. Append to bronze with Delta's idempotent-write options (``txnAppId`` per dataset,
+   ``txnVersion`` = n). Crash after the commit -> the rerun's append of batch n is skipped by
+   Delta; we find the version it made by the commit's ``userMetadata``.
+5. Quarantine rejected files with reasons, close the ledger entries, commit the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from ingestion.bronze.manifest import Manifest, ManifestFile, Manifests
+from ingestion.bronze.sniff import sniff
+from ingestion.config import Settings, get_settings
+from ingestion.contracts import Catalog, Csv, Dataset, JsonArray, JsonLines, Parquet
+from ingestion.errors import AlreadyExistsError, FileRejectedError
+from ingestion.events import Ledger, LedgerEntry
+from ingestion.lake import (
+    BATCH_ID,
+    CORRUPT_RECORD,
+    INGESTED_AT,
+    PARSE_ERROR,
+    RESCUED_DATA,
+    SOURCE_PATH,
+    SOURCE_ROW,
+    SOURCE_SHA256,
+    bronze_table,
+    quarantine_files,
+)
+from ingestion.lease import Lease
+from ingestion.runs import RunLedger, RunRecord
+from ingestion.storage import Storage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+Fault = Callable[[str], None]
+DELTA_INVALID = set(" ,;{}()\n\t=")
+
+
+def app_id(dataset: str) -> str:
+    return f"headwater-bronze-{dataset}"
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did."""
+
+    dataset: str
+    run_id: str
+    batch: int | None = None
+    resumed: bool = False
+    bronze_version: int | None = None
+    rows: int = 0
+    files_ingested: int = 0
+    files_unchanged: int = 0
+    files_rejected: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    status: str = "succeeded"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _norm(uri: str) -> str:
+    """Compare file URIs however Spark spells them (file:/x vs file:///x, %20 vs space)."""
+    parsed = urlparse(uri)
+    return f"{parsed.netloc}:{unquote(parsed.path)}"
+
+
+def _safe_column(name: str) -> str:
+    """Delta (without column mapping) refuses some characters in names: replace them."""
+    return "".join("_" if c in DELTA_INVALID else c for c in name)
+
+
+class IngestJob:
+    """Runs ingest for one dataset. ``fault`` is a test seam called at named crash points."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        storage: Storage,
+        catalog: Catalog,
+        *,
+        settings: Settings | None = None,
+        fault: Fault | None = None,
+    ) -> None:
+        self.spark = spark
+        self.storage = storage
+        self.catalog = catalog
+        self.settings = settings or get_settings()
+        self.ledger = Ledger(storage)
+        self.fault = fault or (lambda point: None)
+
+    # --- public ---------------------------------------------------------------------------------
+    def run(self, dataset: str, *, lease_wait: float = 0.0, max_files: int | None = None) -> IngestResult:
+        """Ingest every queued file of ``dataset`` (resuming an open batch first)."""
+        ds = self.catalog.get(dataset)
+        record = RunRecord(job="ingest", dataset=ds.name)
+        result = IngestResult(dataset=ds.name, run_id=record.run_id)
+        lease = Lease(self.storage, ds.name, owner=record.run_id, seconds=self.settings.lease_seconds)
+        lease.acquire(wait=lease_wait)
+        try:
+            manifests = Manifests(self.storage, ds.name)
+            manifest = self._open_batch(ds, manifests, record.run_id, max_files)
+            if manifest is None:
+                result.status = "skipped"
+                return result
+            result.batch = manifest.batch
+            result.resumed = manifest.run_id != record.run_id
+            record.input_from = record.input_to = manifest.batch
+            self.fault("after_manifest")
+            lease.check()
+            self._write(ds, manifest, manifests, result)
+            lease.check()
+            self.fault("after_commit")
+            self._close(ds, manifest, manifests, result)
+            record.output_version = result.bronze_version
+            record.rows_read = record.rows_written = result.rows
+            record.details = {
+                "batch": manifest.batch,
+                "files_ingested": result.files_ingested,
+                "files_unchanged": result.files_unchanged,
+                "files_rejected": result.files_rejected,
+                "rejected_reasons": sorted({r["code"] for r in result.rejected}),
+            }
+            record.finish("succeeded")
+            return result
+        except Exception as err:
+            record.finish("failed", f"{type(err).__name__}: {err}")
+            result.status = "failed"
+            raise
+        finally:
+            lease.release()
+            if record.status != "running" and result.batch is not None:
+                self._record_run(record)
+
+    # --- steps ----------------------------------------------------------------------------------
+    def _open_batch(
+        self, ds: Dataset, manifests: Manifests, run_id: str, max_files: int | None
+    ) -> Manifest | None:
+        latest = manifests.latest()
+        if latest is not None and latest.status == "open":
+            log.info("resuming open batch %s of %s", latest.batch, ds.name)
+            return latest
+        queued = self.ledger.queued(ds.name)
+        if max_files:
+            queued = queued[:max_files]
+        if not queued:
+            return None
+        files: list[ManifestFile] = []
+        seen: set[tuple[str, str]] = set()
+        for q in queued:
+            entry = self.ledger.get(ds.name, q.key)
+            if entry is None or entry.status != "pending":
+                continue
+            files.append(self._describe(ds, entry, seen))
+        number = (latest.batch + 1) if latest else 1
+        while True:
+            manifest = Manifest(dataset=ds.name, batch=number, run_id=run_id, files=files)
+            try:
+                manifests.create(manifest)
+                break
+            except AlreadyExistsError:  # a number is never reused, even after a lost manifest
+                number += 1
+        for f in files:
+            entry = self.ledger.get(ds.name, f.key)
+            if entry is not None:
+                self.ledger.update(entry, status="batched", batch=number, sha256=f.sha256 or None)
+        return manifest
+
+    def _describe(self, ds: Dataset, entry: LedgerEntry, seen: set[tuple[str, str]]) -> ManifestFile:
+        info = self.storage.info(f"landing/{entry.path}")
+        if info is None:
+            return ManifestFile(
+                key=entry.key, path=entry.path, etag=entry.etag, size=entry.size, sha256="",
+                disposition="rejected", reason="file no longer in landing", reason_code="missing",
+            )
+        sha = self.storage.sha256(f"landing/{entry.path}")
+        mf = ManifestFile(key=entry.key, path=entry.path, etag=info.etag, size=info.size, sha256=sha)
+        if (entry.path, sha) in seen or self.ledger.was_ingested(ds.name, entry.path, sha):
+            mf.disposition = "unchanged"
+            mf.reason = "identical bytes already in bronze for this path"
+        seen.add((entry.path, sha))
+        return mf
+
+    def _write(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
+        uri = self.storage.uri(bronze_table(ds.name))
+        tag = f"{app_id(ds.name)}:{manifest.batch}"
+        from ingestion.spark.delta import find_commit
+
+        committed = find_commit(self.spark, uri, tag)
+        todo = manifest.by_disposition("ingest")
+        if not todo:
+            return
+        frame = self._read(ds, manifest, todo)
+        changed = [f for f in todo if f.disposition == "rejected"]
+        if changed:
+            manifests.save(manifest)  # rejections are part of the batch's record
+        if frame is None:
+            return
+        df, rows_by_path, cached = frame
+        try:
+            for f in todo:
+                if f.disposition == "ingest":
+                    f.rows = rows_by_path.get(f.path, 0)
+            if committed is None and any(f.disposition == "ingest" for f in todo):
+                writer = (
+                    df.write.format("delta")
+                    .mode("append")
+                    .option("txnAppId", app_id(ds.name))
+                    .option("txnVersion", manifest.batch)
+                    .option("userMetadata", tag)
+                )
+                if ds.schema_policy == "evolve":
+                    writer = writer.option("mergeSchema", "true")
+                writer.save(uri)
+                committed = find_commit(self.spark, uri, tag)
+        finally:
+            cached.unpersist()
+        result.bronze_version = committed
+
+    def _read(
+        self, ds: Dataset, manifest: Manifest, todo: list[ManifestFile]
+    ) -> tuple[DataFrame, dict[str, int], DataFrame] | None:
+        """Sniff, read, apply the schema policy; mark unreadable files rejected in ``todo``."""
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        from ingestion.bronze import readers
+
+        readable: list[tuple[ManifestFile, tuple[str, ...] | None]] = []
+        for f in todo:
+            try:
+                readable.append((f, sniff(self.storage, ds, f.path, f.size).header))
+            except FileRejectedError as err:
+                self._reject(f, err.reason, err.code)
+        if not readable:
+            return None
+        by_uri = {_norm(self.storage.uri(f"landing/{f.path}")): f for f, _ in readable}
+        uris = [self.storage.uri(f"landing/{f.path}") for f, _ in readable]
+        fmt = ds.format
+        known = ds.column_names()
+        if isinstance(fmt, Csv):
+            raw = readers.read_csv(
+                self.spark, known, fmt, [(u, h or ()) for u, (_, h) in zip(uris, readable)]
+            )
+        elif isinstance(fmt, JsonLines):
+            raw = readers.read_json_lines(self.spark, uris, known)
+        elif isinstance(fmt, JsonArray):
+            raw, bad = readers.read_json_array(self.spark, uris, known)
+            for row in bad.collect():
+                f = by_uri.get(_norm(row[readers.FILE]))
+                if f is not None:
+                    self._reject(f, row["error"], "wrong_format")
+        elif isinstance(fmt, Parquet):
+            raw = readers.read_parquet(self.spark, uris, known)
+        else:  # pragma: no cover - contracts validate formats
+            raise TypeError(f"unsupported format {fmt!r}")
+
+        unknown_expr = F.array_except(F.map_keys(F.col(readers.FIELDS)), F.array(*[F.lit(c) for c in known]))
+        raw = raw.withColumn("_unknown", F.when(F.col(readers.FIELDS).isNull(), F.array()).otherwise(unknown_expr))
+        raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+        # One aggregation gives, per file: rows, malformed rows, unknown columns.
+        stats = raw.groupBy(readers.FILE).agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col(CORRUPT_RECORD).isNotNull().cast("long")).alias("corrupt"),
+            F.array_sort(F.array_distinct(F.flatten(F.collect_list("_unknown")))).alias("unknown"),
+        ).collect()
+        file_of_uri: dict[str, ManifestFile] = {}
+        rows_by_path: dict[str, int] = {}
+        extra: set[str] = set()
+        for row in stats:
+            f = by_uri.get(_norm(row[readers.FILE]))
+            if f is None or f.disposition == "rejected":
+                continue
+            file_of_uri[row[readers.FILE]] = f
+            unknown = list(row["unknown"] or [])
+            if row["rows"] == row["corrupt"]:
+                self._reject(f, f"no record could be parsed ({row['rows']} malformed)", "unparseable")
+            elif unknown and ds.schema_policy == "freeze":
+                self._reject(
+                    f,
+                    f"columns not in the contract (schema policy 'freeze'): {', '.join(unknown)}",
+                    "unknown_columns",
+                )
+            else:
+                rows_by_path[f.path] = int(row["rows"])
+                extra.update(unknown)
+        for f, _ in readable:
+            if f.disposition == "ingest" and f.path not in rows_by_path:
+                self._reject(f, "file holds no records", "empty")
+        keep = {u: f for u, f in file_of_uri.items() if f.disposition == "ingest"}
+        if not keep:
+            raw.unpersist()
+            return None
+        lookup = self.spark.createDataFrame(
+            [(u, f.path, f.sha256) for u, f in keep.items()],
+            f"{readers.FILE} string, {SOURCE_PATH} string, {SOURCE_SHA256} string",
+        )
+        df = raw.join(F.broadcast(lookup), readers.FILE, "inner")
+        fields = F.col(readers.FIELDS)
+        cols = [fields.getItem(c).alias(c) for c in known]
+        if ds.schema_policy == "evolve":
+            cols += [fields.getItem(c).alias(_safe_column(c)) for c in sorted(extra)]
+        if ds.schema_policy == "rescue":
+            cols.append(F.col(readers.RESCUED).alias(RESCUED_DATA))
+        ingested_at = datetime.fromtimestamp(time.time(), tz=timezone.utc)
+        cols += [
+            F.col(CORRUPT_RECORD),
+            F.col(PARSE_ERROR),
+            F.col(SOURCE_PATH),
+            F.col(SOURCE_SHA256),
+            F.col(SOURCE_ROW).cast("long"),
+            F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+            F.lit(manifest.batch).cast("long").alias(BATCH_ID),
+        ]
+        # `raw` stays persisted until the write is done; the caller unpersists it.
+        return df.select(*cols), rows_by_path, raw
+
+    def _reject(self, f: ManifestFile, reason: str, code: str) -> None:
+        log.warning("rejecting %s: %s", f.path, code)
+        f.disposition = "rejected"
+        f.reason = reason
+        f.reason_code = code
+
+    def _close(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
+        for f in manifest.files:
+            entry = self.ledger.get(ds.name, f.key)
+            if f.disposition == "rejected":
+                self._quarantine(ds, manifest, f)
+                result.files_rejected += 1
+                result.rejected.append({"path": f.path, "code": f.reason_code or "", "reason": f.reason or ""})
+                status, reason, code = "rejected", f.reason, f.reason_code
+            elif f.disposition == "unchanged":
+                result.files_unchanged += 1
+                status, reason, code = "unchanged", f.reason, None
+            else:
+                self.ledger.mark_ingested(ds.name, f.path, f.sha256)
+                result.files_ingested += 1
+                result.rows += f.rows or 0
+                status, reason, code = "ingested", None, None
+            if entry is not None and entry.status != status:
+                self.ledger.update(
+                    entry, status=status, batch=manifest.batch, sha256=f.sha256 or None,
+                    reason=reason, reason_code=code, attempts=entry.attempts + 1,
+                )
+        manifest.status = "committed"
+        manifest.committed_at = time.time()
+        manifest.bronze_version = result.bronze_version
+        manifest.rows = result.rows
+        manifests.save(manifest)
+
+    def _quarantine(self, ds: Dataset, manifest: Manifest, f: ManifestFile) -> None:
+        """Copy the file to quarantine with a reason file; the original stays in landing."""
+        base = f"{quarantine_files(ds.name)}/{manifest.batch:08d}/{f.path}"
+        if self.storage.exists(f"landing/{f.path}") and not self.storage.exists(base):
+            self.storage.copy(f"landing/{f.path}", base)
+        reason = {
+            "dataset": ds.name,
+            "path": f.path,
+            "etag": f.etag,
+            "sha256": f.sha256,
+            "batch": manifest.batch,
+            "reason": f.reason,
+            "code": f.reason_code,
+            "quarantined_at": time.time(),
+        }
+        self.storage.write_bytes(f"{base}.reason.json", json.dumps(reason, indent=1).encode())
+
+    def _record_run(self, record: RunRecord) -> None:
+        try:
+            RunLedger(self.spark, self.storage).append(record)
+        except Exception:  # the run's outcome stands even if its ledger row could not be written
+            log.exception("could not append run %s to the run ledger", record.run_id)
+
+
+def ingest(
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    dataset: str,
+    *,
+    settings: Settings | None = None,
+    lease_wait: float = 0.0,
+    fault: Fault | None = None,
+) -> IngestResult:
+    """Ingest the queued files of ``dataset`` into bronze. See :class:`IngestJob`."""
+    job = IngestJob(spark, storage, catalog, settings=settings, fault=fault)
+    return job.run(dataset, lease_wait=lease_wait)
