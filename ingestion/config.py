@@ -40,6 +40,9 @@ class LakeSettings(BaseModel):
     containers: dict[str, str] = Field(default_factory=lambda: {z: z for z in ZONES})
     # The Blob endpoint; overridable for Azurite or sovereign clouds.
     blob_endpoint: str | None = None
+    # Azurite/tests only: the NAME of an environment variable holding a storage connection string.
+    # Deployed code authenticates with DefaultAzureCredential; the secret never lives in settings.
+    connection_string_env: str | None = None
 
     def container(self, zone: str) -> str:
         return self.containers.get(zone, zone)
@@ -71,12 +74,22 @@ class SparkSettings(BaseModel):
     jars_dir: Path | None = None
 
 
+class BatchThresholds(BaseModel):
+    """One dataset's override of the batching thresholds; unset fields keep the defaults."""
+
+    max_files: int | None = None
+    max_bytes: int | None = None
+    max_age_seconds: float | None = None
+
+
 class BatchingSettings(BaseModel):
     """When pending files of a dataset trigger an ingest run (whichever comes first)."""
 
     max_files: int = 100
     max_bytes: int = 256 * 1024 * 1024
     max_age_seconds: float = 300.0
+    # Per-dataset overrides of the three thresholds, e.g. HEADWATER_BATCHING__DATASETS__ORDERS__MAX_FILES.
+    datasets: dict[str, BatchThresholds] = Field(default_factory=dict)
 
 
 class MLSettings(BaseModel):
@@ -105,6 +118,8 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     lease_seconds: float = 600.0
+    # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
+    poison_max_attempts: int = 3
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,23 @@
+"""The Azure Function App (Python v2 programming model): headwater's landing side.
+
+Three functions, thin adapters over ``ingestion.events`` (see ``functions/``):
+
+* ``landing_blob`` - blob trigger on the landing container, Event Grid source, ``BlobClient``.
+* ``landing_events`` - Event Grid trigger for renames into landing (and event filtering).
+* ``landing_reconcile`` - timer: backfill for missed events, then the batching sweep.
+
+Importing this module never imports pyspark.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.blob_trigger import bp as blob_bp
+from functions.event_grid import bp as events_bp
+from functions.reconcile import bp as reconcile_bp
+
+app = func.FunctionApp()
+app.register_functions(blob_bp)
+app.register_functions(events_bp)
+app.register_functions(reconcile_bp)

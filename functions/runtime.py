@@ -1,0 +1,306 @@
+"""What the Function App's triggers share: one runtime per worker process over the core.
+
+Every trigger ends in the same place as the CLI: ``EventHandler.file_landed(path, etag=, size=)``
+records the file once in the ledger; a newly queued file then lets the :class:`Batcher` decide
+whether its dataset's pending files make a run. Nothing here reads a landed file's bytes: the
+blob's properties (etag, size) are all the event needs, so memory does not grow with the blob.
+
+Failures of one file version are counted by the :class:`PoisonBox`: below the bound the error
+propagates and the trigger retries; at the bound the version is parked with its reason and the
+invocation succeeds, so a bad blob never holds up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ingestion.batching import (
+    Batcher,
+    BatchPolicy,
+    Submitter,
+    TriggerResult,
+    describe,
+    submitter_from_settings,
+)
+from ingestion.config import Settings, get_settings
+from ingestion.contracts import Catalog
+from ingestion.errors import RejectedPathError
+from ingestion.events import EventHandler, Ledger
+from ingestion.events.ledger import UNROUTED, entry_key
+from ingestion.poison import PoisonBox
+from ingestion.storage import Storage, open_storage
+
+from functions.events import Ignored, classify
+
+if TYPE_CHECKING:  # pragma: no cover
+    from azure.storage.blob import BlobClient
+
+log = logging.getLogger("headwater.functions")
+
+# The app setting (collection) the blob trigger connects with: `LandingStorage` for a connection
+# string (Azurite), or `LandingStorage__blobServiceUri` + `__queueServiceUri` for managed identity.
+LANDING_CONNECTION = "LandingStorage"
+# The landing container comes from the same setting headwater's own settings read.
+LANDING_CONTAINER_SETTING = "HEADWATER_LAKE__CONTAINERS__LANDING"
+LANDING_PATH = f"%{LANDING_CONTAINER_SETTING}%/{{name}}"
+# Reconcile sweep: catches missed events and fires age thresholds. Every 5 minutes.
+RECONCILE_SCHEDULE = "0 */5 * * * *"
+# The sweep leaves files younger than this for the next pass (an ADLS CreateFile shows an empty
+# file before its data is flushed); an empty file older than this is taken as really empty.
+RECONCILE_MIN_AGE = 120.0
+
+Outcome = Literal["queued", "duplicate", "rejected", "ignored", "parked"]
+
+
+@dataclass
+class Handled:
+    """What handling one landed file (or one event) came to."""
+
+    outcome: Outcome
+    path: str  # landing-relative
+    dataset: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    batch: TriggerResult | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"outcome": self.outcome, "path": self.path}
+        for key in ("dataset", "etag", "size", "reason_code", "reason"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.batch is not None:
+            out["batch"] = describe(self.batch)
+        return out
+
+
+@dataclass
+class ReconcileReport:
+    """The timer's sweep: every landing file seen, and the batching pass after it."""
+
+    seen: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    batches: list[TriggerResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seen": self.seen,
+            "outcomes": dict(self.outcomes),
+            "errors": self.errors,
+            "batches": [describe(b) for b in self.batches],
+        }
+
+
+class LandingRuntime:
+    """The core objects a Function invocation needs, built once per worker process.
+
+    Args:
+        settings: headwater settings.
+        storage: the lake (BlobStorage on Azure; any Storage works).
+        catalog: the datasets (``Catalog.discover()`` by default).
+        submitter: starts ingest runs (from the settings by default).
+        clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        catalog: Catalog | None = None,
+        submitter: Submitter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.clock = clock
+        self.catalog = catalog if catalog is not None else Catalog.discover()
+        self.ledger = Ledger(storage)
+        self.handler = EventHandler(self.ledger, self.catalog, clock=clock)
+        self.batcher = Batcher(
+            self.ledger,
+            BatchPolicy(settings.batching),
+            submitter if submitter is not None else submitter_from_settings(settings),
+            clock=clock,
+        )
+        self.poison = PoisonBox(storage, max_attempts=settings.poison_max_attempts, clock=clock)
+        container_name = getattr(storage, "container_name", None)
+        self.landing_container = (
+            container_name("landing") if callable(container_name) else settings.lake.container("landing")
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LandingRuntime:
+        settings = settings or get_settings()
+        return cls(settings, open_storage(settings))
+
+    # --- the blob trigger ----------------------------------------------------------------------
+    def on_blob(self, blob: BlobClient) -> Handled:
+        """Handle the blob trigger's ``BlobClient``: properties only, never the content."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from ingestion.storage.azure_blob import is_directory, normalize_etag
+
+        name = blob.blob_name
+        if blob.container_name != self.landing_container:
+            log.error(
+                "blob trigger fired for container %r, but landing is %r: check %s",
+                blob.container_name, self.landing_container, LANDING_CONTAINER_SETTING,
+            )
+            return Handled("ignored", name, reason_code="other_container",
+                           reason=f"container {blob.container_name!r} is not the landing container")
+        try:
+            props = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return self._gone(name)
+        if is_directory(props):
+            return Handled("ignored", name, reason_code="directory", reason="a directory, not a file")
+        return self.handle_file(name, etag=normalize_etag(props.etag), size=int(props.size or 0))
+
+    # --- Event Grid ----------------------------------------------------------------------------
+    def on_event(
+        self,
+        event_type: str,
+        subject: str | None,
+        data: dict[str, Any] | None,
+        *,
+        event_id: str | None = None,
+    ) -> list[Handled]:
+        """Handle one Event Grid storage event (BlobCreated, BlobRenamed, DirectoryRenamed)."""
+        verdict = classify(event_type, subject, data, event_id=event_id)
+        if isinstance(verdict, Ignored):
+            log.info("ignored event %s: %s", event_id, verdict.reason)
+            name = (subject or "").rsplit("/blobs/", 1)[-1]
+            return [Handled("ignored", name, reason_code=verdict.reason_code, reason=verdict.reason)]
+        if verdict.container != self.landing_container:
+            return [Handled("ignored", verdict.name, reason_code="other_container",
+                            reason=f"container {verdict.container!r} is not the landing container")]
+        if verdict.kind == "directory":
+            results = [
+                self.handle_file(obj.path.split("/", 1)[1], etag=obj.etag, size=obj.size)
+                for obj in self.storage.list(f"landing/{verdict.name}")
+            ]
+            return results or [Handled("ignored", verdict.name, reason_code="empty_directory",
+                                       reason="renamed directory holds no files")]
+        info = self.storage.info(f"landing/{verdict.name}")
+        if info is None:
+            return [self._gone(verdict.name)]
+        return [self.handle_file(verdict.name, etag=info.etag, size=info.size)]
+
+    # --- the shared path -------------------------------------------------------------------------
+    def handle_file(
+        self, name: str, *, etag: str, size: int, trigger: bool = True, allow_empty: bool = False
+    ) -> Handled:
+        """Record one completed landing file once, then let batching decide.
+
+        Args:
+            trigger: evaluate the dataset's batch when the file is newly queued.
+            allow_empty: record a zero-length file (the reconcile, for files old enough that
+                they cannot be a CreateFile still waiting for its data).
+
+        Raises:
+            Exception: a failure of this file version while attempts remain (for the retry).
+        """
+        if size == 0 and not allow_empty:
+            # A CreateFile (ADLS creates the file empty, data follows) or an empty file: nothing
+            # to ingest either way. The completed write raises its own event with a new etag.
+            return Handled("ignored", name, etag=etag, size=0, reason_code="zero_length",
+                           reason="zero-length file (a CreateFile before its data, or empty)")
+        dataset = self._dataset_of(name)
+        guarded = self.poison.guard(
+            lambda: self.handler.file_landed(name, etag=etag, size=size),
+            path=name, etag=etag, dataset=dataset, size=size,
+        )
+        if guarded.parked is not None:
+            rec = guarded.parked
+            return Handled("parked", name, dataset=rec.dataset, etag=etag, size=size,
+                           reason_code=rec.reason_code, reason=rec.reason)
+        result = guarded.value
+        assert result is not None
+        handled = Handled(result.outcome, result.path, dataset=result.dataset, etag=etag, size=size,
+                          reason_code=result.reason_code, reason=result.reason)
+        if result.outcome == "queued" and result.dataset and trigger:
+            handled.batch = self._trigger(result.dataset)
+        return handled
+
+    def reconcile(self, *, min_age: float = RECONCILE_MIN_AGE) -> ReconcileReport:
+        """List landing, record what the ledger lacks, then evaluate every dataset's batch.
+
+        The same pass as ``ingestion.events.backfill``, with each file guarded on its own: a
+        failing file is counted (and parked at the bound) and the sweep goes on.
+        """
+        report = ReconcileReport()
+        now = self.clock()
+        for obj in self.storage.list("landing"):
+            name = obj.path.split("/", 1)[1]
+            report.seen += 1
+            try:
+                if now - obj.modified.timestamp() < min_age:
+                    report.outcomes["too_young"] += 1
+                    continue
+                if self._known(name, obj.etag):
+                    report.outcomes["known"] += 1
+                    continue
+                handled = self.handle_file(
+                    name, etag=obj.etag, size=obj.size, trigger=False, allow_empty=True
+                )
+                report.outcomes[handled.outcome] += 1
+            except Exception as err:  # noqa: BLE001 - one file never stops the sweep
+                report.outcomes["error"] += 1
+                report.errors.append({"path": name, "error": f"{type(err).__name__}: {err}"})
+                log.warning("reconcile: %s failed: %s", name, err)
+        for ds in self.catalog.names():
+            report.batches.append(self._trigger(ds))
+        return report
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _trigger(self, dataset: str) -> TriggerResult:
+        try:
+            return self.batcher.trigger(dataset)
+        except Exception as err:  # noqa: BLE001 - the file is recorded; the timer re-evaluates
+            log.exception("batching %s failed", dataset)
+            return TriggerResult(dataset, "failed", error=f"{type(err).__name__}: {err}")
+
+    def _dataset_of(self, name: str) -> str | None:
+        try:
+            return self.catalog.route(name)[0].name
+        except RejectedPathError:
+            return None
+
+    def _known(self, name: str, etag: str) -> bool:
+        """The ledger already holds this version (one HEAD instead of a write attempt)."""
+        dataset = self._dataset_of(name) or UNROUTED
+        return self.storage.exists(Ledger._entry_path(dataset, entry_key(name, etag)))
+
+    @staticmethod
+    def _gone(name: str) -> Handled:
+        return Handled("ignored", name, reason_code="gone",
+                       reason="the blob no longer exists (deleted or renamed since the event)")
+
+
+_runtime: LandingRuntime | None = None
+_lock = threading.Lock()
+
+
+def get_runtime() -> LandingRuntime:
+    """The worker process's runtime, built from the settings on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = LandingRuntime.from_settings()
+        return _runtime
+
+
+def set_runtime(runtime: LandingRuntime | None) -> None:
+    """Install (or, with None, drop) the runtime the triggers use."""
+    global _runtime
+    with _lock:
+        _runtime = runtime

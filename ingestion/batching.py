@@ -1,0 +1,318 @@
+"""When pending files of a dataset become an ingest run, and who runs it.
+
+Three parts, each replaceable on its own:
+
+* :class:`BatchPolicy` - pure: given a dataset's queued files and the time, is a run due? A run is
+  due when the file count, the bytes or the age of the oldest file reaches the dataset's
+  threshold (``settings.batching``, with per-dataset overrides), whichever comes first.
+* :class:`Submitter` - the one seam through which a run is started. :class:`InProcessSubmitter`
+  calls ``jobs.ingest.run`` here; spark-submit / Databricks / Synapse submitters implement the
+  same protocol.
+* :class:`Batcher` - evaluates the policy on every trigger, keeps one run per dataset at a time
+  and coalesces triggers that arrive while a run is active into one follow-up run, so none is
+  lost. Across processes the ingest job's lease (``ingestion.lease``) keeps a single writer; a
+  trigger that finds the lease held leaves a rerun marker in the lake, honoured by whichever
+  batcher evaluates the dataset next (the runner when it finishes, or the reconcile timer).
+
+Nothing here imports pyspark; the in-process submitter imports the job only when it runs one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ingestion.config import BatchingSettings, Settings
+from ingestion.errors import HeadwaterError, LeaseHeldError
+from ingestion.events.ledger import Ledger, QueuedFile
+from ingestion.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Reason = Literal["files", "bytes", "age"]
+
+
+# --- policy (pure) ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Thresholds:
+    """A run is due when any of these is reached."""
+
+    max_files: int
+    max_bytes: int
+    max_age_seconds: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's verdict for one dataset at one instant."""
+
+    dataset: str
+    due: bool
+    reason: Reason | None
+    files: int
+    bytes: int
+    oldest_age: float | None
+    # Seconds until the age threshold makes a run due (None when nothing waits or already due).
+    wait_seconds: float | None
+
+
+class BatchPolicy:
+    """Count, bytes and age thresholds per dataset; no I/O, no clock of its own."""
+
+    def __init__(self, settings: BatchingSettings) -> None:
+        self.settings = settings
+        for name, override in settings.datasets.items():
+            for key, value in override.model_dump(exclude_none=True).items():
+                if value <= 0:
+                    raise BatchingConfigError(name, f"{key} must be > 0, got {value}")
+        for key in ("max_files", "max_bytes", "max_age_seconds"):
+            if getattr(settings, key) <= 0:
+                raise BatchingConfigError("*", f"{key} must be > 0, got {getattr(settings, key)}")
+
+    def thresholds(self, dataset: str) -> Thresholds:
+        """The dataset's thresholds: its override where set, else the defaults."""
+        override = self.settings.datasets.get(dataset)
+        base = {
+            "max_files": self.settings.max_files,
+            "max_bytes": self.settings.max_bytes,
+            "max_age_seconds": self.settings.max_age_seconds,
+        }
+        if override is not None:
+            base.update(override.model_dump(exclude_none=True))
+        return Thresholds(**base)
+
+    def decide(self, dataset: str, queued: Sequence[QueuedFile], *, now: float) -> Decision:
+        """Whether ``queued`` (the dataset's pending files) should become a run at ``now``."""
+        t = self.thresholds(dataset)
+        files = len(queued)
+        size = sum(q.size for q in queued)
+        if not files:
+            return Decision(dataset, False, None, 0, 0, None, None)
+        oldest = max(0.0, now - min(q.received_at for q in queued))
+        reason: Reason | None = None
+        if files >= t.max_files:
+            reason = "files"
+        elif size >= t.max_bytes:
+            reason = "bytes"
+        elif oldest >= t.max_age_seconds:
+            reason = "age"
+        wait = None if reason else t.max_age_seconds - oldest
+        return Decision(dataset, reason is not None, reason, files, size, oldest, wait)
+
+
+class BatchingConfigError(HeadwaterError):
+    def __init__(self, dataset: str, problem: str) -> None:
+        super().__init__(f"batching thresholds for {dataset!r}: {problem}")
+        self.dataset = dataset
+
+
+# --- submitters ------------------------------------------------------------------------------------
+@runtime_checkable
+class Submitter(Protocol):
+    """Starts one ingest run of a dataset and returns its summary (a JSON-able dict)."""
+
+    def submit(self, dataset: str) -> dict[str, Any]: ...
+
+
+class SubmitError(HeadwaterError):
+    """A run could not be started or failed; the dataset's files stay queued."""
+
+    def __init__(self, dataset: str, reason: str) -> None:
+        super().__init__(f"ingest run of {dataset!r} failed: {reason}")
+        self.dataset = dataset
+        self.reason = reason
+
+
+class InProcessSubmitter:
+    """Runs ``jobs.ingest.run(dataset, settings=...)`` in this process (local Spark)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def submit(self, dataset: str) -> dict[str, Any]:
+        try:
+            from jobs import ingest  # imports Spark lazily: only a process that runs jobs needs it
+        except ImportError as err:
+            raise SubmitError(
+                dataset,
+                f"the in-process submitter needs the Spark job ({err}); install the `local` "
+                "extra or configure a remote submitter",
+            ) from err
+        return ingest.run(dataset, settings=self.settings)
+
+
+def submitter_from_settings(settings: Settings) -> Submitter:
+    """The submitter the settings choose (in-process until remote submitters exist)."""
+    return InProcessSubmitter(settings)
+
+
+# --- coordination ----------------------------------------------------------------------------------
+Outcome = Literal["idle", "ran", "coalesced", "failed", "stalled"]
+
+
+@dataclass
+class TriggerResult:
+    """What one trigger did for a dataset."""
+
+    dataset: str
+    outcome: Outcome
+    decision: Decision | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+class RerunMarkers:
+    """``system/batching/<dataset>.rerun``: a trigger arrived while another process ran."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @staticmethod
+    def path(dataset: str) -> str:
+        return f"system/batching/{dataset}.rerun"
+
+    def set(self, dataset: str, *, now: float, reason: str) -> None:
+        body = json.dumps({"dataset": dataset, "requested_at": now, "reason": reason}).encode()
+        self.storage.write_bytes(self.path(dataset), body)
+
+    def take(self, dataset: str) -> bool:
+        """Remove the marker; True when there was one."""
+        info = self.storage.info(self.path(dataset))
+        if info is None:
+            return False
+        self.storage.delete(self.path(dataset))
+        return True
+
+
+class Batcher:
+    """Turns triggers into runs: policy check, one run per dataset, coalescing.
+
+    Args:
+        ledger: the event ledger (its queue is what the policy looks at).
+        policy: the thresholds.
+        submitter: starts a run.
+        clock: seconds since the epoch (injected so tests can move time).
+        max_runs: safety bound on back-to-back runs for one trigger.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        policy: BatchPolicy,
+        submitter: Submitter,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_runs: int = 10,
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.submitter = submitter
+        self.clock = clock
+        self.max_runs = max_runs
+        self.markers = RerunMarkers(ledger.storage)
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self._rerun: set[str] = set()
+
+    def is_active(self, dataset: str) -> bool:
+        with self._lock:
+            return dataset in self._active
+
+    def decide(self, dataset: str) -> Decision:
+        return self.policy.decide(dataset, self.ledger.queued(dataset), now=self.clock())
+
+    def trigger(self, dataset: str, *, force: bool = False) -> TriggerResult:
+        """Evaluate ``dataset`` now and run it when due (or ``force`` and anything is queued).
+
+        While this process runs the dataset, a further trigger only records that another run is
+        wanted and returns ``coalesced``; the active runner then evaluates once more.
+        """
+        with self._lock:
+            if dataset in self._active:
+                self._rerun.add(dataset)
+                log.info("ingest of %s is running: trigger coalesced", dataset)
+                return TriggerResult(dataset, "coalesced")
+            self._active.add(dataset)
+        result = TriggerResult(dataset, "idle")
+        try:
+            self._run_while_due(result, force=force)
+        finally:
+            with self._lock:
+                self._active.discard(dataset)
+        return result
+
+    def _run_while_due(self, result: TriggerResult, *, force: bool) -> None:
+        dataset = result.dataset
+        wanted = force or self.markers.take(dataset)
+        previous: set[str] | None = None
+        while True:
+            queued = self.ledger.queued(dataset)
+            decision = self.policy.decide(dataset, queued, now=self.clock())
+            result.decision = decision
+            if decision.due or (wanted and decision.files > 0):
+                keys = {q.key for q in queued}
+                if previous is not None and keys == previous:
+                    # The last run left exactly these files queued: running again would spin.
+                    result.outcome = "stalled"
+                    result.error = f"{len(keys)} queued file(s) were not taken by the last run"
+                    log.error("ingest of %s made no progress: %s", dataset, result.error)
+                    return
+                if len(result.runs) >= self.max_runs:
+                    result.error = f"stopped after {self.max_runs} back-to-back runs"
+                    log.warning("ingest of %s: %s; the next trigger continues", dataset, result.error)
+                    return
+                if not self._submit(result, decision):
+                    return
+                previous = keys
+                wanted = False
+                continue
+            # Not due: finish, unless a trigger was coalesced meanwhile (then look again).
+            with self._lock:
+                if dataset in self._rerun:
+                    self._rerun.discard(dataset)
+                    wanted = True
+                    continue
+                wanted = self.markers.take(dataset)
+                if not wanted:
+                    return
+
+    def _submit(self, result: TriggerResult, decision: Decision) -> bool:
+        dataset = result.dataset
+        log.info(
+            "starting ingest of %s: %d file(s), %d bytes (%s)",
+            dataset, decision.files, decision.bytes, decision.reason or "coalesced trigger",
+        )
+        try:
+            summary = self.submitter.submit(dataset)
+        except LeaseHeldError as err:
+            # Another process is writing this dataset: leave the trigger for it (or the timer).
+            self.markers.set(dataset, now=self.clock(), reason=str(err))
+            result.outcome = "coalesced"
+            return False
+        except Exception as err:  # noqa: BLE001 - a failed run must not fail the event
+            log.exception("ingest of %s failed; its files stay queued", dataset)
+            result.outcome = "failed"
+            result.error = f"{type(err).__name__}: {err}"
+            return False
+        result.runs.append(summary if isinstance(summary, dict) else {"result": summary})
+        result.outcome = "ran"
+        return True
+
+    def trigger_all(self, datasets: Sequence[str]) -> list[TriggerResult]:
+        """Evaluate every dataset (the timer's sweep: age thresholds fire here)."""
+        return [self.trigger(name) for name in datasets]
+
+
+def describe(result: TriggerResult) -> dict[str, Any]:
+    """A JSON-able summary of a trigger, for logs and CLI output."""
+    out = {"dataset": result.dataset, "outcome": result.outcome, "runs": len(result.runs)}
+    if result.decision is not None:
+        out["decision"] = asdict(result.decision)
+    if result.error:
+        out["error"] = result.error
+    return out
