@@ -66,12 +66,11 @@ class EventHandler:
         return EventResult("duplicate", rel, dataset.name, entry.key)
 
     def _record_unrouted(self, path: str, etag: str, size: int, err: RejectedPathError) -> None:
-        # Kept so `headwater status` shows files that sit in landing without a dataset.
-        # Hostile names are not stored as paths: only their repr survives in the reason.
-        safe = path if err.code in ("no_dataset", "ambiguous") else repr(path)
+        # Kept so `headwater status` shows files that sit in landing without a dataset
+        # (the entry is JSON, so even a hostile name is stored inertly).
         entry = LedgerEntry(
             dataset=UNROUTED,
-            path=safe,
+            path=path,
             etag=etag,
             size=size,
             received_at=self.clock(),

@@ -1,0 +1,331 @@
+"""CLI for landing -> bronze: ingest, watch, backfill, run ingest, status, validate, readmit."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from jobs.cli.app import (
+    Context,
+    app,
+    console,
+    emit,
+    fail,
+    run_app,
+    run_cli,
+    status_section,
+    table,
+)
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _destination(ctx: Context, source: Path, dest: str | None) -> str:
+    """Landing-relative destination of a local file: ``--dest`` or the one dataset it fits."""
+    if dest:
+        return dest.rstrip("/") + "/" + source.name if dest.endswith("/") else dest
+    candidates = []
+    for ds in ctx.catalog:
+        static = ds.landing.split("*")[0].split("{")[0].split("?")[0].rsplit("/", 1)[0]
+        path = f"{static}/{source.name}" if static else source.name
+        try:
+            if ctx.catalog.route(path)[0].name == ds.name:
+                candidates.append(path)
+        except Exception:
+            continue
+    if len(candidates) != 1:
+        found = "no dataset" if not candidates else f"several datasets ({', '.join(candidates)})"
+        raise fail(f"{source}: fits {found}; say where it goes with --dest <landing path>")
+    return candidates[0]
+
+
+def _run_ingest(ctx: Context, datasets: list[str], *, lease_wait: float = 0.0) -> list[dict[str, Any]]:
+    from ingestion.bronze.job import ingest
+
+    out = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=len(datasets))
+        for name in datasets:
+            progress.update(task, description=f"ingest {name}")
+            out.append(
+                ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=ctx.settings, lease_wait=lease_wait).as_dict()
+            )
+            progress.advance(task)
+    return out
+
+
+def _results_table(results: list[dict[str, Any]]) -> Any:
+    return table(
+        "ingest runs",
+        ["dataset", "batch", "status", "rows", "ingested", "unchanged", "rejected", "bronze version"],
+        [
+            [r["dataset"], r["batch"], r["status"], r["rows"], r["files_ingested"],
+             r["files_unchanged"], r["files_rejected"], r["bronze_version"]]
+            for r in results
+        ],
+    )
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: list[Path] = typer.Argument(..., help="Local files to put into landing."),
+    dest: Optional[str] = typer.Option(None, "--dest", help="Landing path (or folder/ ending in /)."),
+    run: bool = typer.Option(True, "--run/--no-run", help="Run the ingest job after queueing."),
+    as_json: bool = JSON,
+) -> None:
+    """Copy files into landing and raise the same event a Function would; then ingest."""
+    from ingestion.events import EventHandler, Ledger
+
+    ctx = Context()
+
+    def body() -> None:
+        handler = EventHandler(Ledger(ctx.storage), ctx.catalog)
+        events = []
+        for src in paths:
+            if not src.is_file():
+                raise fail(f"{src}: no such file")
+            rel = _destination(ctx, src, dest)
+            with open(src, "rb") as fh:
+                info = ctx.storage.write_stream(f"landing/{rel}", fh)
+            events.append(handler.file_landed(rel, etag=info.etag, size=info.size).__dict__)
+        rejected = [e for e in events if e["outcome"] == "rejected"]
+        datasets = sorted({e["dataset"] for e in events if e["dataset"]})
+        results = _run_ingest(ctx, datasets) if run and datasets else []
+        if as_json:
+            emit({"events": events, "runs": results}, as_json=True)
+        else:
+            emit(None, as_json=False, table=table(
+                "events", ["path", "outcome", "dataset", "reason"],
+                [[e["path"], e["outcome"], e["dataset"], e["reason"]] for e in events],
+            ))
+            if results:
+                console.print(_results_table(results))
+        if rejected:
+            raise typer.Exit(2)
+
+    run_cli(body)
+
+
+@app.command("backfill")
+def backfill_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
+    min_age: float = typer.Option(0.0, "--min-age", help="Skip files younger than this (s)."),
+    run: bool = typer.Option(True, "--run/--no-run", help="Run the ingest job afterwards."),
+    as_json: bool = JSON,
+) -> None:
+    """Queue every landing file the ledger has not seen (also the reconcile for missed events)."""
+    from ingestion.events import backfill
+
+    ctx = Context()
+
+    def body() -> None:
+        events = [e.__dict__ for e in backfill(ctx.storage, ctx.catalog, dataset=dataset, min_age=min_age)]
+        from ingestion.events import Ledger
+
+        ledger = Ledger(ctx.storage)
+        names = [dataset] if dataset else ctx.catalog.names()
+        datasets = [n for n in names if ledger.queued(n)]
+        results = _run_ingest(ctx, datasets) if run and datasets else []
+        if as_json:
+            emit({"events": events, "runs": results}, as_json=True)
+            return
+        counts = Counter(e["outcome"] for e in events)
+        console.print(f"backfill: {len(events)} unseen files ({dict(counts) or 'none'})")
+        if results:
+            console.print(_results_table(results))
+
+    run_cli(body)
+
+
+@run_app.command("ingest")
+def run_ingest_cmd(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset to ingest."),
+    lease_wait: float = typer.Option(0.0, "--lease-wait", help="Wait this long for a running ingest."),
+    as_json: bool = JSON,
+) -> None:
+    """Ingest the dataset's queued files into bronze now."""
+    ctx = Context()
+
+    def body() -> None:
+        ctx.catalog.get(dataset)
+        results = _run_ingest(ctx, [dataset], lease_wait=lease_wait)
+        emit(results[0] if as_json else None, as_json=as_json, table=_results_table(results))
+
+    run_cli(body)
+
+
+@app.command("watch")
+def watch_cmd(
+    interval: float = typer.Option(5.0, "--interval", help="Seconds between scans."),
+    settle: float = typer.Option(2.0, "--settle", help="Ignore files younger than this (s)."),
+    once: bool = typer.Option(False, "--once", help="One scan, then exit."),
+) -> None:
+    """React to new local landing files: queue them and run ingest, until Ctrl-C."""
+    from ingestion.errors import LeaseHeldError
+    from ingestion.events import Ledger, backfill
+
+    ctx = Context()
+    if ctx.settings.lake.kind != "local":
+        raise fail("watch scans a local lake; on Azure, Event Grid drives the Function App")
+    ledger = Ledger(ctx.storage)
+    console.print(f"watching {ctx.settings.lake.root}/landing every {interval:g}s (Ctrl-C stops)")
+    try:
+        while True:
+            for e in backfill(ctx.storage, ctx.catalog, min_age=settle):
+                console.print(f"  {e.outcome}: {e.path}" + (f" ({e.reason})" if e.reason else ""))
+            for name in ctx.catalog.names():
+                if ledger.queued(name):
+                    try:
+                        console.print(_results_table(_run_ingest(ctx, [name])))
+                    except LeaseHeldError as err:
+                        console.print(f"  {err}; next scan retries")
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@app.command("readmit")
+def readmit_cmd(
+    dataset: str = typer.Option(..., "--dataset"),
+    paths: Optional[list[str]] = typer.Argument(None, help="Only these landing paths."),
+    code: Optional[str] = typer.Option(None, "--code", help="Only files rejected with this reason code."),
+    run: bool = typer.Option(False, "--run/--no-run", help="Run the ingest job afterwards."),
+    as_json: bool = JSON,
+) -> None:
+    """Re-queue rejected files of a dataset (after a contract fix)."""
+    from ingestion.events import Ledger
+
+    ctx = Context()
+
+    def body() -> None:
+        ctx.catalog.get(dataset)
+        ledger = Ledger(ctx.storage)
+        readmitted = []
+        for entry in ledger.entries(dataset):
+            if entry.status != "rejected" or (paths and entry.path not in paths):
+                continue
+            if code and entry.reason_code != code:
+                continue
+            ledger.update(entry, status="pending", reason=None, reason_code=None)
+            readmitted.append(entry.path)
+        results = _run_ingest(ctx, [dataset]) if run and readmitted else []
+        if as_json:
+            emit({"readmitted": readmitted, "runs": results}, as_json=True)
+        else:
+            console.print(f"readmitted {len(readmitted)} file(s) of {dataset}")
+            if results:
+                console.print(_results_table(results))
+
+    run_cli(body)
+
+
+@app.command("validate")
+def validate_cmd(as_json: bool = JSON) -> None:
+    """Check every contract in schemas/ and explain what is wrong."""
+    from ingestion.contracts import Catalog
+    from ingestion.contracts.validate import validate_catalog
+
+    def body() -> None:
+        catalog = Catalog.discover()
+        problems = validate_catalog(catalog)
+        if as_json:
+            emit({"datasets": catalog.names(), "problems": [p.__dict__ for p in problems]}, as_json=True)
+        elif problems:
+            console.print(table(
+                f"{len(problems)} problem(s)", ["dataset", "code", "what is wrong"],
+                [[p.dataset, p.code, p.message] for p in problems],
+            ))
+        else:
+            console.print(f"[green]ok[/]: {len(catalog)} dataset(s) valid: {', '.join(catalog.names())}")
+        if problems:
+            raise typer.Exit(1)
+
+    run_cli(body)
+
+
+# --- status --------------------------------------------------------------------------------------
+@status_section
+def _ledger_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
+    from ingestion.events import Ledger
+    from ingestion.events.ledger import UNROUTED
+
+    ledger = Ledger(ctx.storage)
+    rows, data = [], {}
+    names = [dataset] if dataset else sorted(set(ctx.catalog.names()) | set(ledger.datasets()))
+    for name in names:
+        counts = Counter(e.status for e in ledger.entries(name))
+        data[name] = dict(counts)
+        if counts or name != UNROUTED:
+            rows.append([name, *(counts.get(s, 0) for s in ("pending", "batched", "ingested", "unchanged", "rejected"))])
+    return "ledger", table("ledger (files by status)", ["dataset", "pending", "batched", "ingested", "unchanged", "rejected"], rows), data
+
+
+@status_section
+def _batches_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
+    from ingestion.bronze.manifest import Manifests
+
+    rows, data = [], {}
+    for name in [dataset] if dataset else ctx.catalog.names():
+        ms = Manifests(ctx.storage, name).all()
+        data[name] = [
+            {"batch": m.batch, "status": m.status, "rows": m.rows, "bronze_version": m.bronze_version,
+             "files": len(m.files), "rejected": len(m.by_disposition("rejected"))}
+            for m in ms
+        ]
+        for m in ms[-5:]:
+            rows.append([name, m.batch, m.status, len(m.files), len(m.by_disposition("rejected")), m.rows, m.bronze_version])
+    return "batches", table("batches (latest 5 per dataset)", ["dataset", "batch", "status", "files", "rejected", "rows", "bronze version"], rows), data
+
+
+@status_section
+def _tables_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
+    from ingestion.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
+    from ingestion.spark.delta import table_version
+
+    rows, data = [], {}
+    for name in [dataset] if dataset else ctx.catalog.names():
+        for zone, path in (("bronze", bronze_table(name)), ("silver", silver_table(name)),
+                           ("quarantine", quarantine_rows_table(name)), ("gold", gold_table(name))):
+            uri = ctx.storage.uri(path)
+            version = table_version(ctx.spark, uri)
+            if version is None:
+                continue
+            count = ctx.spark.read.format("delta").load(uri).count()
+            data.setdefault(name, {})[zone] = {"version": version, "rows": count}
+            rows.append([name, zone, version, count])
+    return "tables", table("tables", ["dataset", "zone", "version", "rows"], rows), data
+
+
+@app.command("status")
+def status_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    as_json: bool = JSON,
+) -> None:
+    """Ledger, batches, table versions and rows, latest runs, quarantine counts."""
+    from jobs.cli.app import STATUS_SECTIONS
+
+    ctx = Context()
+
+    def body() -> None:
+        if dataset:
+            ctx.catalog.get(dataset)
+        out = {}
+        for section in STATUS_SECTIONS:
+            key, tbl, data = section(ctx, dataset)
+            out[key] = data
+            if not as_json:
+                console.print(tbl)
+        if as_json:
+            emit(out, as_json=True)
+
+    run_cli(body)
