@@ -8,18 +8,18 @@ Three parts, each replaceable on its own:
 * :class:`Submitter` - the one seam through which a run is started. :class:`InProcessSubmitter`
   calls ``jobs.ingest.run`` here; spark-submit / Databricks / Synapse submitters implement the
   same protocol.
-* :class:`Batcher` - evaluates the policy on every trigger, keeps one run per dataset at a time
-  and coalesces triggers that arrive while a run is active into one follow-up run, so none is
-  lost. Across processes the ingest job's lease (``ingestion.lease``) keeps a single writer; a
-  trigger that finds the lease held leaves a rerun marker in the lake, honoured by whichever
-  batcher evaluates the dataset next (the runner when it finishes, or the reconcile timer).
+* :class:`Batcher` - evaluates the policy on every trigger and keeps one run per dataset at a
+  time. A trigger that arrives while a run is active is coalesced: the runner evaluates the
+  policy again before it lets go, so the trigger is not lost and many triggers make one
+  follow-up run. Across processes the ingest job's lease (``ingestion.lease``) keeps a single
+  writer; a trigger that finds the lease held leaves its files queued for that run's batcher or
+  the reconcile timer's sweep.
 
 Nothing here imports pyspark; the in-process submitter imports the job only when it runs one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,7 +30,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ingestion.config import BatchingSettings, Settings
 from ingestion.errors import HeadwaterError, LeaseHeldError
 from ingestion.events.ledger import Ledger, QueuedFile
-from ingestion.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -161,32 +160,10 @@ class TriggerResult:
 
     dataset: str
     outcome: Outcome
-    decision: Decision | None = None
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    decision: Decision | None = None  # the last evaluation
+    runs: list[dict[str, Any]] = field(default_factory=list)  # each run's summary
+    started_by: list[Decision] = field(default_factory=list)  # the decision that started each run
     error: str | None = None
-
-
-class RerunMarkers:
-    """``system/batching/<dataset>.rerun``: a trigger arrived while another process ran."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-
-    @staticmethod
-    def path(dataset: str) -> str:
-        return f"system/batching/{dataset}.rerun"
-
-    def set(self, dataset: str, *, now: float, reason: str) -> None:
-        body = json.dumps({"dataset": dataset, "requested_at": now, "reason": reason}).encode()
-        self.storage.write_bytes(self.path(dataset), body)
-
-    def take(self, dataset: str) -> bool:
-        """Remove the marker; True when there was one."""
-        info = self.storage.info(self.path(dataset))
-        if info is None:
-            return False
-        self.storage.delete(self.path(dataset))
-        return True
 
 
 class Batcher:
@@ -214,7 +191,6 @@ class Batcher:
         self.submitter = submitter
         self.clock = clock
         self.max_runs = max_runs
-        self.markers = RerunMarkers(ledger.storage)
         self._lock = threading.Lock()
         self._active: set[str] = set()
         self._rerun: set[str] = set()
@@ -229,8 +205,9 @@ class Batcher:
     def trigger(self, dataset: str, *, force: bool = False) -> TriggerResult:
         """Evaluate ``dataset`` now and run it when due (or ``force`` and anything is queued).
 
-        While this process runs the dataset, a further trigger only records that another run is
-        wanted and returns ``coalesced``; the active runner then evaluates once more.
+        While this process runs the dataset, a further trigger only records that the dataset
+        must be looked at again and returns ``coalesced``: the active runner evaluates the
+        policy once more before it lets go, so no trigger is lost and many become one run.
         """
         with self._lock:
             if dataset in self._active:
@@ -238,6 +215,7 @@ class Batcher:
                 log.info("ingest of %s is running: trigger coalesced", dataset)
                 return TriggerResult(dataset, "coalesced")
             self._active.add(dataset)
+            self._rerun.discard(dataset)
         result = TriggerResult(dataset, "idle")
         try:
             self._run_while_due(result, force=force)
@@ -248,13 +226,12 @@ class Batcher:
 
     def _run_while_due(self, result: TriggerResult, *, force: bool) -> None:
         dataset = result.dataset
-        wanted = force or self.markers.take(dataset)
         previous: set[str] | None = None
         while True:
             queued = self.ledger.queued(dataset)
             decision = self.policy.decide(dataset, queued, now=self.clock())
             result.decision = decision
-            if decision.due or (wanted and decision.files > 0):
+            if decision.due or (force and decision.files > 0):
                 keys = {q.key for q in queued}
                 if previous is not None and keys == previous:
                     # The last run left exactly these files queued: running again would spin.
@@ -268,18 +245,13 @@ class Batcher:
                     return
                 if not self._submit(result, decision):
                     return
-                previous = keys
-                wanted = False
+                previous, force = keys, False
                 continue
-            # Not due: finish, unless a trigger was coalesced meanwhile (then look again).
+            # Not due. Let go, unless a trigger was coalesced since this decision: look again.
             with self._lock:
-                if dataset in self._rerun:
-                    self._rerun.discard(dataset)
-                    wanted = True
-                    continue
-                wanted = self.markers.take(dataset)
-                if not wanted:
+                if dataset not in self._rerun:
                     return
+                self._rerun.discard(dataset)
 
     def _submit(self, result: TriggerResult, decision: Decision) -> bool:
         dataset = result.dataset
@@ -290,9 +262,11 @@ class Batcher:
         try:
             summary = self.submitter.submit(dataset)
         except LeaseHeldError as err:
-            # Another process is writing this dataset: leave the trigger for it (or the timer).
-            self.markers.set(dataset, now=self.clock(), reason=str(err))
+            # Another process is writing this dataset. Its files stay queued: that process's
+            # batcher re-evaluates when its run ends, and the reconcile timer sweeps every dataset.
+            log.info("ingest of %s: %s; trigger coalesced into that run", dataset, err)
             result.outcome = "coalesced"
+            result.error = str(err)
             return False
         except Exception as err:  # noqa: BLE001 - a failed run must not fail the event
             log.exception("ingest of %s failed; its files stay queued", dataset)
@@ -300,6 +274,7 @@ class Batcher:
             result.error = f"{type(err).__name__}: {err}"
             return False
         result.runs.append(summary if isinstance(summary, dict) else {"result": summary})
+        result.started_by.append(decision)
         result.outcome = "ran"
         return True
 
@@ -310,7 +285,12 @@ class Batcher:
 
 def describe(result: TriggerResult) -> dict[str, Any]:
     """A JSON-able summary of a trigger, for logs and CLI output."""
-    out = {"dataset": result.dataset, "outcome": result.outcome, "runs": len(result.runs)}
+    out: dict[str, Any] = {
+        "dataset": result.dataset,
+        "outcome": result.outcome,
+        "runs": len(result.runs),
+        "reasons": [d.reason or "forced" for d in result.started_by],
+    }
     if result.decision is not None:
         out["decision"] = asdict(result.decision)
     if result.error:

@@ -41,11 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# Transfer sizes handed to the SDK: no single GET or PUT larger than one chunk, so neither a
-# download nor an upload ever buffers more than a chunk (the SDK defaults are 32 MB / 64 MB).
+# Ranged GETs of 1 MiB: the HTTP stack (requests/urllib3) holds several copies of a range while
+# reading it (about 10x the range size at peak, measured), so the range size bounds the memory a
+# streamed read needs. Uploads stage blocks of CHUNK bytes. SDK defaults: 32 MB GET / 64 MB PUT.
+GET_RANGE = 1024 * 1024
 TRANSFER_OPTIONS: dict[str, int] = {
-    "max_single_get_size": CHUNK,
-    "max_chunk_get_size": CHUNK,
+    "max_single_get_size": GET_RANGE,
+    "max_chunk_get_size": GET_RANGE,
     "max_single_put_size": CHUNK,
     "max_block_size": CHUNK,
 }
