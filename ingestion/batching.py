@@ -135,14 +135,16 @@ class InProcessSubmitter:
 
     def submit(self, dataset: str) -> dict[str, Any]:
         try:
-            from jobs import ingest  # imports Spark lazily: only a process that runs jobs needs it
+            # Imported here: only a process that runs jobs needs Spark (a Function App has none).
+            from jobs import ingest
+
+            return ingest.run(dataset, settings=self.settings)
         except ImportError as err:
             raise SubmitError(
                 dataset,
-                f"the in-process submitter needs the Spark job ({err}); install the `local` "
-                "extra or configure a remote submitter",
+                f"the in-process submitter needs Spark here ({type(err).__name__}: {err}); "
+                "install the `local` extra or configure a remote submitter",
             ) from err
-        return ingest.run(dataset, settings=self.settings)
 
 
 def submitter_from_settings(settings: Settings) -> Submitter:

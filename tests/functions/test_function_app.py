@@ -129,3 +129,41 @@ def test_requirements_install_the_functions_extra_only():
     ]
     assert any(ln.replace(" ", "").endswith(".[functions]") for ln in lines), lines
     assert not any("pyspark" in ln or "delta" in ln or "[local" in ln for ln in lines)
+
+
+# Handles events end to end (catalog, ledger, batching, poison) with pyspark blocked: the first
+# invocation in a Function App builds all of this. A due batch then fails to start in-process
+# with a message that says why, and the files stay queued.
+HANDLE = PROBE.split("import function_app")[0] + r"""
+import json, sys, tempfile
+from ingestion.config import BatchingSettings, LakeSettings, Settings
+from ingestion.storage import LocalStorage
+from functions.runtime import LandingRuntime
+
+root = tempfile.mkdtemp()
+settings = Settings(lake=LakeSettings(root=root), batching=BatchingSettings(max_files=2))
+lake = LocalStorage(root)
+rt = LandingRuntime(settings, lake)
+out = []
+for name in ("orders/a.csv", "orders/b.csv"):
+    info = lake.write_bytes("landing/" + name, b"order_id\nO-0001\n")
+    out.append(rt.handle_file(name, etag=info.etag, size=info.size).summary())
+report = rt.reconcile(min_age=0).summary()
+print(json.dumps({"handled": out, "reconcile": report, "queued": len(rt.ledger.queued("orders")),
+                  "spark": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "delta"))}))
+"""
+
+
+def test_events_are_handled_without_pyspark():
+    proc = subprocess.run(
+        [sys.executable, "-c", HANDLE], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["spark"] == []
+    assert [h["outcome"] for h in out["handled"]] == ["queued", "queued"]
+    batch = out["handled"][1]["batch"]
+    assert batch["outcome"] == "failed"
+    assert "install the `local` extra" in batch["error"]
+    assert out["queued"] == 2
+    assert out["reconcile"]["outcomes"] == {"known": 2}

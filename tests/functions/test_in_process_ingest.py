@@ -1,0 +1,49 @@
+"""The in-process submitter end to end: landed files reach the count threshold, the batcher
+runs the real ingest job (local Spark + Delta), and bronze holds their rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingestion.batching import InProcessSubmitter
+from ingestion.config import BatchingSettings
+
+from functions.runtime import LandingRuntime
+
+pytestmark = pytest.mark.spark
+
+HEADER = b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n"
+
+
+def test_count_threshold_runs_the_ingest_job_in_process(spark, lake, lake_settings, catalog):
+    settings = lake_settings.model_copy(
+        update={"batching": BatchingSettings(max_files=2, max_bytes=10**9, max_age_seconds=3600)}
+    )
+    rt = LandingRuntime(settings, lake, catalog=catalog, submitter=InProcessSubmitter(settings))
+    files = {
+        "orders/2026/11/a.csv": HEADER + b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n",
+        "orders/2026/11/b.csv": HEADER + b"O-0002,C-002,paid,20.50,2,2026-11-02,,2026-11-02T10:00:00\n"
+                                         b"O-0003,C-001,shipped,5.00,1,2026-11-02,2026-11-03,2026-11-03T09:00:00\n",
+    }
+    results = []
+    for name, body in files.items():
+        info = lake.write_bytes(f"landing/{name}", body)
+        results.append(rt.handle_file(name, etag=info.etag, size=info.size))
+
+    assert [r.outcome for r in results] == ["queued", "queued"]
+    assert results[0].batch is not None and results[0].batch.outcome == "idle"
+    batch = results[1].batch
+    assert batch is not None and batch.outcome == "ran", batch
+    assert [d.reason for d in batch.started_by] == ["files"]
+    assert rt.ledger.queued("orders") == []
+    assert {e.status for e in rt.ledger.entries("orders")} == {"ingested"}
+
+    rows = (
+        spark.read.format("delta").load(lake.uri("bronze/orders"))
+        .select("order_id", "_source_path").orderBy("order_id").collect()
+    )
+    assert [(r.order_id, r._source_path) for r in rows] == [
+        ("O-0001", "orders/2026/11/a.csv"),
+        ("O-0002", "orders/2026/11/b.csv"),
+        ("O-0003", "orders/2026/11/b.csv"),
+    ]
