@@ -30,6 +30,7 @@ from ingestion.batching import (
 )
 from ingestion.config import Settings, get_settings
 from ingestion.contracts import Catalog
+from ingestion.contracts.paths import check_landing_path
 from ingestion.errors import RejectedPathError
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import UNROUTED, entry_key
@@ -183,6 +184,12 @@ class LandingRuntime:
         if verdict.container != self.landing_container:
             return [Handled("ignored", verdict.name, reason_code="other_container",
                             reason=f"container {verdict.container!r} is not the landing container")]
+        try:
+            # Before any lake access: a hostile name ('..', control characters) never reaches it.
+            check_landing_path(verdict.name)
+        except RejectedPathError as err:
+            log.warning("rejected event %s for %r: %s", event_id, verdict.name, err.reason)
+            return [Handled("rejected", verdict.name, reason_code=err.code, reason=err.reason)]
         if verdict.kind == "directory":
             results = [
                 self.handle_file(obj.path.split("/", 1)[1], etag=obj.etag, size=obj.size)

@@ -276,3 +276,20 @@ def test_the_default_runtime_is_built_from_settings(azurite_storage, monkeypatch
     finally:
         set_runtime(None)
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["../system/ledger/orders/x.json", "orders/%0a.csv", "orders//a.csv"])
+def test_hostile_names_in_events_never_reach_the_lake(runtime, monkeypatch, name):
+    from urllib.parse import unquote
+
+    def no_lake(*args, **kwargs):
+        raise AssertionError("the lake was touched for a hostile name")
+
+    monkeypatch.setattr(runtime.storage, "info", no_lake)
+    monkeypatch.setattr(runtime.storage, "list", no_lake)
+    url = f"https://lake.dfs.core.windows.net/{runtime.landing_container}/{name}"
+    for event_type in ("Microsoft.Storage.BlobRenamed", "Microsoft.Storage.DirectoryRenamed"):
+        (handled,) = runtime.on_event(event_type, None, {"api": "Rename", "destinationUrl": url})
+        assert handled.outcome in ("rejected", "ignored"), handled
+        if handled.outcome == "rejected":
+            assert handled.path == unquote(name) and handled.reason
