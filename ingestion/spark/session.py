@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,8 +80,45 @@ def abfs_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def get_spark(settings: Settings | None = None, *, warehouse: Path | None = None) -> SparkSession:
-    """The active session (cluster), or a new local one with Delta."""
+@contextmanager
+def _jvm_output_to(log_file: Path | None) -> Iterator[None]:
+    """Send the JVM's console output (Ivy resolution, Spark's WARN lines) to a file.
+
+    The JVM inherits the process's stdout/stderr when it starts, so redirecting the two file
+    descriptors around the launch moves all its later output too; Python's own streams are
+    restored at once.
+    """
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def get_spark(
+    settings: Settings | None = None,
+    *,
+    warehouse: Path | None = None,
+    jvm_log: Path | None = None,
+) -> SparkSession:
+    """The active session (cluster), or a new local one with Delta.
+
+    Args:
+        warehouse: spark.sql.warehouse.dir for a new local session.
+        jvm_log: file for the local JVM's console output (the CLI keeps the terminal clean).
+    """
     from pyspark.sql import SparkSession
 
     settings = settings or get_settings()
@@ -106,7 +145,8 @@ def get_spark(settings: Settings | None = None, *, warehouse: Path | None = None
             from delta import configure_spark_with_delta_pip
 
             builder = configure_spark_with_delta_pip(builder)
-        spark = builder.getOrCreate()
+        with _jvm_output_to(jvm_log):
+            spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("ERROR")
     for key, value in runtime_conf(settings).items():
         spark.conf.set(key, value)

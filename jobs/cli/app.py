@@ -34,6 +34,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# `headwater run <job> --dataset NAME`: each job module adds its command to this group.
+run_app = typer.Typer(help="Run one job for a dataset now.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -60,8 +63,12 @@ class Context:
     def spark(self) -> SparkSession:
         from ingestion.spark.session import get_spark
 
-        with console.status("starting Spark (first start resolves Delta's jars)..."):
-            return get_spark(self.settings)
+        import tempfile
+        from pathlib import Path
+
+        log = Path(tempfile.gettempdir()) / "headwater" / "spark-driver.log"
+        with console.status(f"starting Spark (first start resolves Delta's jars; JVM log: {log})"):
+            return get_spark(self.settings, jvm_log=log)
 
 
 # `headwater status` is assembled from sections each concern registers: a section returns a
