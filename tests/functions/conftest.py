@@ -58,21 +58,19 @@ def azure_settings(azurite_storage) -> Settings:  # noqa: F811
 
 @pytest.fixture
 def runtime(
-    azure_settings: Settings, azurite_storage, submitter: RecordingSubmitter, monkeypatch  # noqa: F811
+    azure_settings: Settings,
+    azurite: Azurite,  # noqa: F811
+    azurite_storage,  # noqa: F811
+    submitter: RecordingSubmitter,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LandingRuntime]:
-    """The runtime the functions use, over Azurite; the trigger connection points there too."""
-    monkeypatch.setenv(LANDING_CONNECTION, azurite_storage_connection(azurite_storage))
+    """The runtime the functions use, over Azurite; the trigger's connection setting points there."""
+    monkeypatch.setenv(LANDING_CONNECTION, azurite.connection_string)
     rt = LandingRuntime(azure_settings, azurite_storage, submitter=submitter)
     submitter.ledger = rt.ledger
     set_runtime(rt)
     yield rt
     set_runtime(None)
-
-
-def azurite_storage_connection(storage) -> str:
-    import os
-
-    return os.environ[CONNECTION_ENV]
 
 
 @pytest.fixture
