@@ -1,0 +1,160 @@
+"""Bronze strings -> contract types, with ``try_cast`` semantics.
+
+Bronze keeps every value as the string found in the file. Here each contract column is cast to
+its declared type; a value that does not convert becomes null *and* is reported as a ``cast``
+error on that row (raw not null, typed null), so nothing turns null silently. Blank strings
+(``""``, ``"  "``) count as absent for non-string columns: CSV writes them for missing values.
+
+Dates and timestamps honour the contract format's ``date_format``/``timestamp_format``. Under
+ANSI mode ``to_date``/``to_timestamp`` raise on bad input, so we use ``try_to_timestamp``
+(Spark >= 3.5) and cast its result to a date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyspark.sql.functions as F
+import pyspark.sql.types as T
+
+from ingestion import lake
+from transforms.silver.errors import UnsupportedTypeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame
+
+    from ingestion.contracts import Dataset
+
+CAST_ERRORS = "_cast_errors"  # array<struct<column,check,value>>, carried through transforms
+ERROR_TYPE = "array<struct<column:string,check:string,value:string>>"
+
+_SIMPLE = (
+    T.BooleanType,
+    T.ByteType,
+    T.ShortType,
+    T.IntegerType,
+    T.LongType,
+    T.FloatType,
+    T.DoubleType,
+    T.DecimalType,
+    T.BinaryType,
+)
+
+
+def quote(name: str) -> str:
+    """A column name as a SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class ContractColumn:
+    name: str
+    dtype: T.DataType
+
+
+def contract_columns(dataset: Dataset) -> list[ContractColumn]:
+    """The contract's columns with their Spark types, in declared order."""
+    schema = dataset.model().to_schema()
+    return [ContractColumn(name, col.dtype.type) for name, col in schema.columns.items()]
+
+
+def cast_column(dataset: Dataset, name: str, dtype: T.DataType) -> Column:
+    """The typed value of bronze string column ``name`` (null when it does not convert)."""
+    raw = F.col(quote(name))
+    fmt = dataset.format
+    if isinstance(dtype, T.StringType):
+        return raw
+    blank = F.trim(raw) == F.lit("")
+    if isinstance(dtype, T.DateType):
+        typed = (
+            F.try_to_timestamp(raw, F.lit(fmt.date_format)).cast("date")
+            if fmt.date_format
+            else F.expr(f"try_cast({quote(name)} AS DATE)")
+        )
+    elif isinstance(dtype, T.TimestampType):
+        typed = (
+            F.try_to_timestamp(raw, F.lit(fmt.timestamp_format))
+            if fmt.timestamp_format
+            else F.expr(f"try_cast({quote(name)} AS TIMESTAMP)")
+        )
+    elif type(dtype).__name__ == "TimestampNTZType":
+        parsed = (
+            F.try_to_timestamp(raw, F.lit(fmt.timestamp_format))
+            if fmt.timestamp_format
+            else F.expr(f"try_cast({quote(name)} AS TIMESTAMP)")
+        )
+        typed = parsed.cast(dtype)
+    elif isinstance(dtype, _SIMPLE):
+        typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
+    else:
+        raise UnsupportedTypeError(dataset.name, name, dtype.simpleString())
+    return F.when(blank, F.lit(None).cast(dtype)).otherwise(typed)
+
+
+def cast_failed(name: str, dtype: T.DataType, typed: Column) -> Column | None:
+    """True where the raw value was present but did not convert (never null)."""
+    if isinstance(dtype, T.StringType):
+        return None
+    raw = F.col(quote(name))
+    return raw.isNotNull() & (F.trim(raw) != F.lit("")) & typed.isNull()
+
+
+def extra_columns(dataset: Dataset, bronze_columns: list[str]) -> list[str]:
+    """Bronze columns silver keeps beside the contract's, per the schema policy."""
+    known = set(dataset.column_names()) | set(lake.BRONZE_META_COLUMNS)
+    if dataset.schema_policy == "evolve":
+        return [c for c in bronze_columns if c not in known]
+    if dataset.schema_policy == "rescue" and lake.RESCUED_DATA in bronze_columns:
+        return [lake.RESCUED_DATA]
+    return []
+
+
+RAW = "_raw"  # struct of the contract columns as bronze had them (for quarantine and replay)
+
+
+def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -> DataFrame:
+    """Typed contract columns + kept extras + lineage + parse info (+ ``_cast_errors``, ``_raw``).
+
+    Contract columns bronze does not have (added to the contract later) come out as typed nulls.
+    With ``validate=False`` only the typed columns are built (no error tracking, no raw copy).
+    """
+    have = set(bronze.columns)
+    typed_cols: list[Column] = []
+    errors: list[Column] = []
+    raw_fields: list[Column] = []
+    for c in contract_columns(dataset):
+        if c.name not in have:
+            typed_cols.append(F.lit(None).cast(c.dtype).alias(c.name))
+            raw_fields.append(F.lit(None).cast("string").alias(c.name))
+            continue
+        typed = cast_column(dataset, c.name, c.dtype)
+        typed_cols.append(typed.alias(c.name))
+        raw_fields.append(F.col(quote(c.name)).cast("string").alias(c.name))
+        failed = cast_failed(c.name, c.dtype, typed)
+        if failed is not None:
+            errors.append(
+                F.when(
+                    failed,
+                    F.struct(
+                        F.lit(c.name).alias("column"),
+                        F.lit("cast").alias("check"),
+                        F.col(quote(c.name)).cast("string").alias("value"),
+                    ),
+                )
+            )
+    passthrough = [F.col(quote(c)) for c in extra_columns(dataset, bronze.columns)]
+    meta = [
+        (F.col(c) if c in have else F.lit(None).cast("string")).alias(c)
+        for c in (lake.CORRUPT_RECORD, lake.PARSE_ERROR)
+    ]
+    lineage = [F.col(c) for c in lake.LINEAGE_COLUMNS]
+    tracking: list[Column] = []
+    if validate:
+        cast_errors = (
+            F.filter(F.array(*errors), lambda e: e.isNotNull())
+            if errors
+            else F.array().cast(ERROR_TYPE)
+        )
+        tracking = [cast_errors.cast(ERROR_TYPE).alias(CAST_ERRORS), F.struct(*raw_fields).alias(RAW)]
+    return bronze.select(*typed_cols, *passthrough, *lineage, *meta, *tracking)

@@ -1,0 +1,235 @@
+"""The curate job: bronze -> silver for one dataset, exactly once per bronze version range.
+
+1. Range: bronze versions ``(W, E]`` after the watermark ``W`` (or the pending range a crashed
+   run left, redone as is). ``E`` is the idempotency token of every write of the run.
+2. Prepare (see :mod:`transforms.silver.pipeline`): cast, transform, validate, rank, persist,
+   count in one aggregation.
+3. Decide before writing: a ``fail`` rule, dataset rule or uncompiled check that fired means no
+   write at all; the run is recorded as failed with the reasons and the watermark stays.
+4. Schema policy: a breaking change (type change; new column under ``freeze``) sends the whole
+   batch to quarantine with a ``schema`` reason instead of touching silver.
+5. MERGE the newest kept row per key into silver (txn ``headwater-silver-<ds>``/``E``), then
+   append quarantined rows (txn ``headwater-quarantine-<ds>``/``E``), then advance the watermark.
+6. Append the run to the run ledger. Logs carry counts and rule names only, never values.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pyspark.sql.functions as F
+
+from ingestion import lake
+from ingestion.runs import RunLedger, RunRecord
+from ingestion.spark.delta import is_delta, table_version
+from transforms.silver import quarantine as q
+from transforms.silver import state as st
+from transforms.silver.expectations import ERRORS, SEVERITY
+from transforms.silver.hooks import SilverTransform, find_transform
+from transforms.silver.pipeline import KEEP_MAX, Prepared, fail_reasons, prepare
+from transforms.silver.silver import (
+    SCHEMA_CHECK,
+    append,
+    commit_metrics,
+    merge,
+    schema_problems,
+    silver_app_id,
+)
+from transforms.silver.source import bronze_range, read_range
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ingestion.config import Settings
+    from ingestion.contracts import Catalog, Dataset
+    from ingestion.storage import Storage
+
+log = logging.getLogger(__name__)
+
+_FIND = object()  # sentinel: look the transform up in transforms/datasets
+
+
+def curate(
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    dataset_name: str,
+    *,
+    settings: Settings | None = None,
+    validate: bool = True,
+    transform: SilverTransform | None | object = _FIND,
+    record_run: bool = True,
+) -> RunRecord:
+    """Curate the bronze rows not yet curated into silver (and quarantine); one run.
+
+    Args:
+        settings: unused today beyond symmetry with other jobs (Spark is passed in).
+        validate: False switches validation off (benchmarks only): cast, dedupe and MERGE.
+        transform: the dataset's silver transform; by default found in ``transforms.datasets``.
+        record_run: append the run to the run ledger (system/runs).
+
+    Returns:
+        The run record: ``succeeded``, ``skipped`` (nothing new) or ``failed`` (with ``error``).
+    """
+    del settings
+    dataset = catalog.get(dataset_name)
+    fn = find_transform(dataset.name) if transform is _FIND else transform
+    record = RunRecord(job="curate", dataset=dataset.name)
+    try:
+        _run(spark, storage, dataset, record, validate=validate, transform=fn)  # type: ignore[arg-type]
+    except Exception as err:
+        record.finish("failed", f"{type(err).__name__}: {err}")
+        log.error("curate %s: run %s failed (%s)", dataset.name, record.run_id, type(err).__name__)
+        if record_run:
+            RunLedger(spark, storage).append(record)
+        raise
+    if record_run:
+        RunLedger(spark, storage).append(record)
+    return record
+
+
+def _run(
+    spark: SparkSession,
+    storage: Storage,
+    dataset: Dataset,
+    record: RunRecord,
+    *,
+    validate: bool,
+    transform: SilverTransform | None,
+) -> None:
+    bronze_uri = storage.uri(lake.bronze_table(dataset.name))
+    if not is_delta(spark, bronze_uri):
+        record.details["reason"] = "no bronze table yet"
+        record.finish("skipped")
+        return
+    state = st.load(storage, dataset.name)
+    if state.pending:
+        after, upto = int(state.pending["after"]), int(state.pending["upto"])
+        record.details["resumed"] = state.pending.get("run_id")
+    else:
+        after, upto = state.bronze_version, table_version(spark, bronze_uri) or 0
+    record.input_from, record.input_to = after + 1, upto
+    if upto <= after:
+        record.details["reason"] = f"bronze has nothing after version {after}"
+        record.finish("skipped")
+        return
+    rng = bronze_range(spark, dataset.name, bronze_uri, after=after, upto=upto)
+    record.details["batches"] = list(rng.batches)
+    if not state.pending:
+        state.pending = {"after": after, "upto": upto, "run_id": record.run_id}
+        st.save(storage, state)
+
+    prepared = prepare(dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform)
+    try:
+        _write(spark, storage, dataset, record, prepared, rng.rows, state)
+    finally:
+        prepared.release()
+
+
+def _write(
+    spark: SparkSession,
+    storage: Storage,
+    dataset: Dataset,
+    record: RunRecord,
+    prepared: Prepared,
+    bronze_rows: int,
+    state: st.CurateState,
+) -> None:
+    upto = int(state.pending["upto"])  # type: ignore[index]
+    silver_uri = storage.uri(lake.silver_table(dataset.name))
+    quarantine_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
+    counts = prepared.counts
+    record.rows_read = counts.get("rows", bronze_rows) if prepared.plan else bronze_rows
+    record.rules = dict(prepared.rule_counts)
+    record.rows_warned = counts.get("warned", 0)
+    record.rows_dropped = counts.get("dropped", 0)
+    record.details.update(
+        superseded=counts.get("superseded", 0),
+        dataset_rules=prepared.dataset_rules,
+        uncompiled_checks=[u.key for u in prepared.plan.uncompiled] if prepared.plan else [],
+        uncompiled_failed=prepared.uncompiled_failed,
+        validation=prepared.plan is not None,
+    )
+    if prepared.plan and bronze_rows > counts.get("rows", 0):
+        record.rules["transform.filtered"] = bronze_rows - counts["rows"]
+    for r in prepared.dataset_rules:
+        if not r["passed"]:
+            record.rules[f"dataset.{r['name']}"] = 1
+    for u in prepared.uncompiled_failed:
+        record.rules[u["key"]] = record.rules.get(u["key"], 0) + 1
+
+    reasons = fail_reasons(prepared)
+    if reasons:
+        # Decided before any write: nothing committed, the watermark stays where it was.
+        state.pending = None
+        st.save(storage, state)
+        log.warning("curate %s: failed before writing: %s", dataset.name, "; ".join(reasons))
+        record.finish("failed", "; ".join(reasons))
+        return
+
+    silver_rows = prepared.silver_rows()
+    problems = schema_problems(spark, silver_uri, silver_rows.schema, dataset)
+    quarantined: DataFrame | None = None
+    if prepared.plan is not None:
+        quarantined = prepared.rows_at("quarantine")
+    if problems:
+        # A breaking schema change: the whole batch goes to quarantine, silver is not touched.
+        reasons_col = F.array(
+            *[
+                F.struct(F.lit(c).alias("column"), F.lit(SCHEMA_CHECK).alias("check"), F.lit(why).alias("value"))
+                for c, why in problems
+            ]
+        )
+        blocked = prepared.frame.where(F.col(SEVERITY) <= KEEP_MAX).withColumn(
+            ERRORS, F.concat(F.col(ERRORS), reasons_col)
+        )
+        quarantined = blocked if quarantined is None else quarantined.unionByName(blocked)
+        blocked_rows = counts.get("rows", 0) - counts.get("dropped", 0) - counts.get("quarantined", 0) - counts.get("failed", 0)
+        record.rules.update({f"{c}.{SCHEMA_CHECK}": blocked_rows for c, _ in problems})
+        record.details["schema_problems"] = [{"column": c, "reason": why} for c, why in problems]
+        log.warning(
+            "curate %s: breaking schema change on %s; batch sent to quarantine",
+            dataset.name, ", ".join(c for c, _ in problems),
+        )
+        record.rows_quarantined = counts.get("quarantined", 0) + blocked_rows
+    else:
+        record.rows_quarantined = counts.get("quarantined", 0)
+        if prepared.plan is None or counts.get("kept", 0) > 0:
+            version = merge(
+                spark, silver_uri, silver_rows, dataset,
+                app_id=silver_app_id(dataset.name), txn_version=upto,
+            )
+            metrics = commit_metrics(spark, silver_uri, version)
+            inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)
+            updated = int(metrics.get("numTargetRowsUpdated", 0) or 0)
+            deleted = int(metrics.get("numTargetRowsDeleted", 0) or 0)
+            record.rows_written = inserted + updated + deleted
+            record.output_version = version
+            record.details.update(inserted=inserted, updated=updated, deleted=deleted)
+            if prepared.plan is not None:
+                record.details["not_newer"] = counts.get("kept", 0) - inserted - updated - deleted
+
+    if quarantined is not None and record.rows_quarantined > 0:
+        rows = q.to_quarantine_rows(
+            quarantined, contract=prepared.contract, extras=prepared.extras,
+            run_id=record.run_id, bronze_version=upto,
+        )
+        record.details["quarantine_version"] = append(
+            spark, quarantine_uri, rows, app_id=q.quarantine_app_id(dataset.name), txn_version=upto
+        )
+
+    state.bronze_version = upto
+    state.pending = None
+    st.save(storage, state)
+    if prepared.plan is None:
+        record.rows_read = bronze_rows
+    log.info(
+        "curate %s: read %d, written %d, quarantined %d, dropped %d; rules %s",
+        dataset.name, record.rows_read, record.rows_written, record.rows_quarantined,
+        record.rows_dropped, sorted(record.rules),
+    )
+    record.finish("succeeded")
+
+
+__all__ = ["curate"]

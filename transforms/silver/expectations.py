@@ -1,0 +1,377 @@
+"""Expectations compiled from the dataset contract, evaluated row by row in one pass.
+
+The pandera model in ``schemas/`` is the single source of truth. :func:`compile_plan` walks its
+schema and turns every check into a Spark boolean column through a registry of builders keyed by
+pandera's check name (``str_matches``, ``isin``, ``greater_than_or_equal_to``...), using the
+check's ``statistics``. A check without a builder (a custom check, ``unique_values_eq``) is not
+skipped: it is listed in :attr:`Plan.uncompiled` and evaluated by pandera itself at batch level
+(see :func:`evaluate_uncompiled`); since a batch-level verdict cannot single out rows, its action
+is ``warn`` when declared so and ``fail`` otherwise.
+
+Semantics follow pandera's pyspark backend, which filters with ``~condition``: a null value
+passes every value check (nullability is its own ``not_nullable`` check); ``str_matches`` is
+``rlike`` with a leading ``^`` (anchored at the start, Java regex, as pandera runs it);
+``unique`` groups nulls together, like pandera's ``groupBy``.
+
+Each failing check adds ``{column, check, value}`` to the row's ``_errors`` (value is the
+offending value as a string; for a row rule, column and value are null), and the row's action
+is the most severe of its failed checks' actions: warn < drop < quarantine < fail.
+
+Register a builder for your own check with :func:`register_builder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyspark.sql.functions as F
+from pyspark.sql import Window
+
+from ingestion import lake
+from transforms.silver.casting import CAST_ERRORS, ERROR_TYPE, quote
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame
+
+    from ingestion.contracts import Action, Dataset
+
+ERRORS = "_errors"
+SEVERITY = "_severity"
+SEVERITY_OF: dict[str, int] = {"warn": 1, "drop": 2, "quarantine": 3, "fail": 4}
+ACTION_OF = {v: k for k, v in SEVERITY_OF.items()}
+PARSE_COLUMN = "_record"
+
+CheckBuilder = Callable[["Column", Mapping[str, Any]], "Column"]
+"""Builds the *passing* condition of a check from the column and the check's statistics.
+
+Null means "pass" (as in pandera); the caller turns it into a never-null failure flag.
+"""
+
+_BUILDERS: dict[str, CheckBuilder] = {}
+
+
+def register_builder(*names: str) -> Callable[[CheckBuilder], CheckBuilder]:
+    """Register a Spark builder for pandera check ``names`` (name and aliases)."""
+
+    def deco(fn: CheckBuilder) -> CheckBuilder:
+        for n in names:
+            _BUILDERS[n] = fn
+        return fn
+
+    return deco
+
+
+def builder_for(name: str) -> CheckBuilder | None:
+    return _BUILDERS.get(name)
+
+
+def registered_checks() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+# --- builders: one per pandera built-in check (pandera/backends/pyspark/builtin_checks.py) --------
+@register_builder("equal_to", "eq")
+def _eq(c: Column, s: Mapping[str, Any]) -> Column:
+    return c == F.lit(s["value"])
+
+
+@register_builder("not_equal_to", "ne")
+def _ne(c: Column, s: Mapping[str, Any]) -> Column:
+    return c != F.lit(s["value"])
+
+
+@register_builder("greater_than", "gt")
+def _gt(c: Column, s: Mapping[str, Any]) -> Column:
+    return c > F.lit(s["min_value"])
+
+
+@register_builder("greater_than_or_equal_to", "ge")
+def _ge(c: Column, s: Mapping[str, Any]) -> Column:
+    return c >= F.lit(s["min_value"])
+
+
+@register_builder("less_than", "lt")
+def _lt(c: Column, s: Mapping[str, Any]) -> Column:
+    return c < F.lit(s["max_value"])
+
+
+@register_builder("less_than_or_equal_to", "le")
+def _le(c: Column, s: Mapping[str, Any]) -> Column:
+    return c <= F.lit(s["max_value"])
+
+
+@register_builder("in_range", "between")
+def _in_range(c: Column, s: Mapping[str, Any]) -> Column:
+    lo, hi = F.lit(s["min_value"]), F.lit(s["max_value"])
+    above = c >= lo if s.get("include_min", True) else c > lo
+    below = c <= hi if s.get("include_max", True) else c < hi
+    return above & below
+
+
+@register_builder("isin")
+def _isin(c: Column, s: Mapping[str, Any]) -> Column:
+    return c.isin(list(s["allowed_values"]))
+
+
+@register_builder("notin")
+def _notin(c: Column, s: Mapping[str, Any]) -> Column:
+    return ~c.isin(list(s["forbidden_values"]))
+
+
+def _pattern(p: Any) -> str:
+    return p.pattern if hasattr(p, "pattern") else str(p)
+
+
+@register_builder("str_matches")
+def _str_matches(c: Column, s: Mapping[str, Any]) -> Column:
+    pattern = _pattern(s["pattern"])
+    # pandera anchors at the start only (re.match semantics) by prefixing "^".
+    return c.rlike(pattern if pattern.startswith("^") else f"^{pattern}")
+
+
+@register_builder("str_contains")
+def _str_contains(c: Column, s: Mapping[str, Any]) -> Column:
+    return c.rlike(_pattern(s["pattern"]))
+
+
+@register_builder("str_startswith")
+def _str_startswith(c: Column, s: Mapping[str, Any]) -> Column:
+    return c.startswith(s["string"])
+
+
+@register_builder("str_endswith")
+def _str_endswith(c: Column, s: Mapping[str, Any]) -> Column:
+    return c.endswith(s["string"])
+
+
+@register_builder("str_length")
+def _str_length(c: Column, s: Mapping[str, Any]) -> Column:
+    n = F.length(c)
+    if s.get("exact_value") is not None:
+        return n == s["exact_value"]
+    lo, hi = s.get("min_value"), s.get("max_value")
+    if lo is None and hi is None:
+        raise ValueError("str_length needs min_value or max_value")
+    if lo is None:
+        return n <= hi
+    if hi is None:
+        return n >= lo
+    return (n >= lo) & (n <= hi)
+
+
+# --- the plan -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expectation:
+    """One row-level check: ``failed`` is a never-null boolean column."""
+
+    column: str | None
+    check: str
+    action: Action
+    failed: Column
+    value: Column
+    describe: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.column}.{self.check}" if self.column else self.check
+
+
+@dataclass(frozen=True)
+class Uncompiled:
+    """A contract check with no Spark builder: evaluated by pandera at batch level."""
+
+    column: str | None
+    check: str
+    describe: str
+    declared_action: Action
+    pandera_check: Any
+    dtype: Any = None
+
+    @property
+    def action(self) -> Action:
+        return "warn" if self.declared_action == "warn" else "fail"
+
+    @property
+    def key(self) -> str:
+        return f"{self.column}.{self.check}" if self.column else self.check
+
+
+@dataclass
+class Plan:
+    """What the contract asks of each row and of the batch."""
+
+    dataset: Dataset
+    expectations: list[Expectation] = field(default_factory=list)
+    uncompiled: list[Uncompiled] = field(default_factory=list)
+    cast_actions: dict[str, Action] = field(default_factory=dict)
+    parse_action: Action = "quarantine"
+
+    def rule_keys(self) -> list[tuple[str | None, str]]:
+        """(column, check) of every row-level reason a run counts, in a stable order."""
+        keys: list[tuple[str | None, str]] = [(PARSE_COLUMN, "parse")]
+        keys += [(c, "cast") for c in self.cast_actions]
+        keys += [(e.column, e.check) for e in self.expectations]
+        return keys
+
+
+def _failed(passes: Column) -> Column:
+    return F.coalesce(~passes, F.lit(False))
+
+
+def compile_plan(dataset: Dataset) -> Plan:
+    """Compile the dataset's pandera model, key and row rules into a :class:`Plan`."""
+    import pyspark.sql.types as T
+
+    schema = dataset.model().to_schema()
+    plan = Plan(dataset=dataset)
+    plan.parse_action = dataset.check_actions.get(f"{PARSE_COLUMN}.parse", "quarantine")
+    keys = set(dataset.primary_key)
+    for name, col in schema.columns.items():
+        c = F.col(quote(name))
+        as_text = c.cast("string")
+        if not isinstance(col.dtype.type, T.StringType):
+            plan.cast_actions[name] = dataset.action_for(name, "cast")
+        if not col.nullable or name in keys:
+            action = dataset.action_for(name, "not_nullable")
+            if name in keys and action == "warn":
+                action = "quarantine"  # a null key cannot be merged; never keep it
+            missing = c.isNull()
+            if name in plan.cast_actions:
+                # A value that did not cast is reported as ``cast``, not also as a null.
+                missing = missing & ~F.exists(CAST_ERRORS, _matcher(name, "cast"))
+            plan.expectations.append(
+                Expectation(name, "not_nullable", action, missing, F.lit(None).cast("string"),
+                            "not_nullable")
+            )
+        for check in col.checks:
+            builder = builder_for(check.name)
+            action = dataset.action_for(name, check.name)
+            if builder is None:
+                plan.uncompiled.append(
+                    Uncompiled(name, check.name, str(check.error or check.name), action, check,
+                               col.dtype)
+                )
+                continue
+            plan.expectations.append(
+                Expectation(name, check.name, action, _failed(builder(c, check.statistics)),
+                            as_text, str(check.error or check.name))
+            )
+        if getattr(col, "unique", False) and name not in keys:
+            # The key's uniqueness is what dedupe guarantees; other unique columns are checked.
+            dup = F.count(F.lit(1)).over(Window.partitionBy(c)) > 1
+            plan.expectations.append(
+                Expectation(name, "unique", dataset.action_for(name, "unique"), dup, as_text,
+                            "unique")
+            )
+    unique = schema.unique
+    if unique:
+        cols = [unique] if isinstance(unique, str) else list(unique)
+        if set(cols) != keys:
+            dup = F.count(F.lit(1)).over(Window.partitionBy(*[F.col(quote(u)) for u in cols])) > 1
+            label = ",".join(cols)
+            plan.expectations.append(
+                Expectation(label, "unique", dataset.action_for(label, "unique"), dup,
+                            F.concat_ws(",", *[F.col(quote(u)).cast("string") for u in cols]),
+                            f"unique({label})")
+            )
+    for check in getattr(schema, "checks", None) or []:
+        plan.uncompiled.append(
+            Uncompiled(None, check.name, str(check.error or check.name),
+                       dataset.check_actions.get(check.name, dataset.check_action), check)
+        )
+    for rule in dataset.rules:
+        plan.expectations.append(
+            Expectation(None, rule.name, rule.action, _failed(F.expr(rule.expr)),
+                        F.lit(None).cast("string"), rule.expr)
+        )
+    return plan
+
+
+def _reason(column: str | None, check: str, value: Column) -> Column:
+    return F.struct(
+        F.lit(column).cast("string").alias("column"),
+        F.lit(check).alias("check"),
+        value.cast("string").alias("value"),
+    )
+
+
+def apply_plan(df: DataFrame, plan: Plan) -> DataFrame:
+    """Add ``_errors`` (all reasons of the row) and ``_severity`` (0 = clean) in one projection.
+
+    A row malformed in its file (``_corrupt_record`` set) carries only its ``parse`` reason: its
+    other columns are null because of the parse error, not because of their own checks.
+    """
+    reasons = [F.when(e.failed, _reason(e.column, e.check, e.value)) for e in plan.expectations]
+    row_errors = F.concat(
+        F.col(CAST_ERRORS),
+        F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array().cast(ERROR_TYPE),
+    )
+    cast_levels: list[Column] = []
+    if plan.cast_actions:
+        if len(set(plan.cast_actions.values())) == 1:
+            sev = SEVERITY_OF[next(iter(plan.cast_actions.values()))]
+            cast_levels.append(F.when(F.size(CAST_ERRORS) > 0, F.lit(sev)))
+        else:
+            for name, action in plan.cast_actions.items():
+                hit = F.exists(CAST_ERRORS, _matcher(name, "cast"))
+                cast_levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
+    levels = cast_levels + [F.when(e.failed, F.lit(SEVERITY_OF[e.action])) for e in plan.expectations]
+    severity = F.greatest(F.lit(0), F.lit(0), *levels)
+    corrupt = F.col(lake.CORRUPT_RECORD).isNotNull()
+    parse = F.array(_reason(PARSE_COLUMN, "parse", F.col(lake.PARSE_ERROR)))
+    return df.withColumns(
+        {
+            ERRORS: F.when(corrupt, parse).otherwise(row_errors).cast(ERROR_TYPE),
+            SEVERITY: F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity),
+        }
+    ).drop(CAST_ERRORS)
+
+
+def count_columns(plan: Plan) -> dict[str, Column]:
+    """Aggregate columns counting rows per reason (``column.check`` -> count) over ``_errors``."""
+    out: dict[str, Column] = {}
+    for column, check in plan.rule_keys():
+        key = f"{column}.{check}" if column else check
+        out[key] = F.sum(F.exists(ERRORS, _matcher(column, check)).cast("long"))
+    return out
+
+
+def _matcher(column: str | None, check: str) -> Callable[[Column], Column]:
+    """A one-argument predicate on a reason struct (PySpark counts lambda parameters)."""
+
+    def hit(r: Column) -> Column:
+        col_ok = r["column"].isNull() if column is None else r["column"] == F.lit(column)
+        return col_ok & (r["check"] == F.lit(check))
+
+    return hit
+
+
+def evaluate_uncompiled(df: DataFrame, plan: Plan) -> list[dict[str, Any]]:
+    """Run each uncompiled check with pandera on the whole batch; the failed ones, with actions.
+
+    One Spark job per check (pandera's way); only checks without a builder get here.
+    """
+    if not plan.uncompiled:
+        return []
+    import pandera.pyspark as pa
+
+    failed: list[dict[str, Any]] = []
+    for u in plan.uncompiled:
+        if u.column is not None:
+            schema = pa.DataFrameSchema(
+                {u.column: pa.Column(u.dtype, checks=[u.pandera_check], nullable=True)}
+            )
+            frame = df.select(quote(u.column))
+        else:
+            schema = pa.DataFrameSchema(checks=[u.pandera_check])
+            frame = df
+        out = schema.validate(frame)
+        errors = dict(getattr(out.pandera, "errors", None) or {})
+        if errors:
+            failed.append(
+                {"key": u.key, "column": u.column, "check": u.check, "describe": u.describe,
+                 "declared_action": u.declared_action, "action": u.action}
+            )
+    return failed

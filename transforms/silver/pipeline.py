@@ -1,0 +1,201 @@
+"""The shared bronze-shaped rows -> validated, deduplicated frame pipeline (curate and replay).
+
+cast -> optional dataset transform -> pandera schema-only check -> one projection computing
+``_errors``/``_severity`` -> one window ranking each key's rows (dedupe) -> persist -> one
+aggregation for every count and dataset rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import Window
+
+from ingestion import lake
+from transforms.silver.casting import CAST_ERRORS, RAW, cast_bronze, contract_columns, extra_columns, quote
+from transforms.silver.errors import CurateError
+from transforms.silver.expectations import (
+    ERRORS,
+    SEVERITY,
+    SEVERITY_OF,
+    Plan,
+    apply_plan,
+    compile_plan,
+    count_columns,
+    evaluate_uncompiled,
+)
+from transforms.silver.hooks import SilverTransform
+from transforms.silver.silver import order_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from ingestion.contracts import Dataset
+
+log = logging.getLogger(__name__)
+
+RANK = "_rank"
+INTERNAL = (ERRORS, SEVERITY, RANK, RAW, CAST_ERRORS, lake.CORRUPT_RECORD, lake.PARSE_ERROR)
+KEEP_MAX = SEVERITY_OF["warn"]  # rows at or below this severity go to silver
+
+
+def pandera_schema_summary(dataset: Dataset, typed: DataFrame) -> dict[str, Any]:
+    """pandera at schema-only depth on the typed frame's schema (no data is read)."""
+    from pandera.config import ValidationDepth, config_context
+
+    schema = dataset.model().to_schema()
+    # Nullability is a row-level expectation here; pandera would spend a Spark job per column.
+    schema = schema.update_columns({c: {"nullable": True} for c in schema.columns})
+    with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
+        out = schema.validate(typed.limit(0))
+    errors = getattr(out.pandera, "errors", None) or {}
+    return {
+        scope: {reason: [dict(e) for e in items] for reason, items in reasons.items()}
+        for scope, reasons in dict(errors).items()
+    }
+
+
+def apply_transform(dataset: Dataset, typed: DataFrame, transform: SilverTransform) -> DataFrame:
+    """Run the dataset's transform and check it kept the columns and types we rely on."""
+    name = getattr(transform, "__module__", "?") + "." + getattr(transform, "__name__", "silver")
+    out = transform(typed)
+    if out is None or not hasattr(out, "columns"):
+        raise CurateError(dataset.name, f"transform {name} did not return a DataFrame", "bad_transform")
+    lost = [c for c in typed.columns if c not in out.columns]
+    if lost:
+        raise CurateError(
+            dataset.name, f"transform {name} dropped columns {lost}; keep the columns it does not own",
+            "bad_transform",
+        )
+    before = {f.name: f.dataType for f in typed.schema.fields}
+    changed = [f.name for f in out.schema.fields if f.name in before and before[f.name] != f.dataType]
+    if changed:
+        raise CurateError(
+            dataset.name, f"transform {name} changed the type of {changed}", "bad_transform"
+        )
+    return out
+
+
+@dataclass
+class Prepared:
+    """A validated batch, persisted, with its counts."""
+
+    frame: DataFrame
+    plan: Plan | None
+    contract: list[str]
+    extras: list[str]
+    counts: dict[str, Any] = field(default_factory=dict)
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    dataset_rules: list[dict[str, Any]] = field(default_factory=list)
+    uncompiled_failed: list[dict[str, Any]] = field(default_factory=list)
+    pandera: dict[str, Any] = field(default_factory=dict)
+
+    def silver_rows(self) -> DataFrame:
+        """One row per key, the newest kept row: what the MERGE gets."""
+        df = self.frame.where(F.col(RANK) == 1)
+        if SEVERITY in self.frame.columns:
+            df = df.where(F.col(SEVERITY) <= KEEP_MAX)
+        return df.drop(*[c for c in INTERNAL if c in df.columns])
+
+    def rows_at(self, action: str) -> DataFrame:
+        return self.frame.where(F.col(SEVERITY) == SEVERITY_OF[action])
+
+    def release(self) -> None:
+        self.frame.unpersist()
+
+
+def prepare(
+    dataset: Dataset,
+    rows: DataFrame,
+    *,
+    validate: bool = True,
+    transform: SilverTransform | None = None,
+    dataset_rules: bool = True,
+) -> Prepared:
+    """Cast, transform, validate and rank ``rows`` (bronze-shaped); persist and count them."""
+    contract = [c.name for c in contract_columns(dataset)]
+    extras = extra_columns(dataset, rows.columns)
+    typed = cast_bronze(dataset, rows, validate=validate)
+    if transform is not None:
+        typed = apply_transform(dataset, typed, transform)
+    summary = pandera_schema_summary(dataset, typed.select(*[quote(c) for c in contract]))
+    if summary:
+        raise CurateError(
+            dataset.name, f"typed batch does not match the contract's schema: {summary}", "schema_mismatch"
+        )
+    plan = compile_plan(dataset) if validate else None
+    df = apply_plan(typed, plan) if plan is not None else typed
+    order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
+    keep_first = [(F.col(SEVERITY) <= KEEP_MAX).desc()] if plan is not None else []
+    window = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key]).orderBy(*keep_first, *order)
+    df = df.withColumn(RANK, F.row_number().over(window))
+    prepared = Prepared(frame=df, plan=plan, contract=contract, extras=extras)
+    if plan is None:
+        return prepared  # nothing to count: Delta's commit metrics give the row counts
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    prepared.frame = df
+    _count(prepared, dataset, dataset_rules=dataset_rules)
+    prepared.uncompiled_failed = evaluate_uncompiled(df, plan)
+    return prepared
+
+
+def _count(prepared: Prepared, dataset: Dataset, *, dataset_rules: bool) -> None:
+    """Every count and dataset rule, in one aggregation over the persisted frame."""
+    assert prepared.plan is not None
+    sev = F.col(SEVERITY)
+    aggs: dict[str, Any] = {
+        "rows": F.count(F.lit(1)),
+        "warned": F.sum((sev == 1).cast("long")),
+        "dropped": F.sum((sev == 2).cast("long")),
+        "quarantined": F.sum((sev == 3).cast("long")),
+        "failed": F.sum((sev == 4).cast("long")),
+        "kept": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) == 1)).cast("long")),
+        "superseded": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) > 1)).cast("long")),
+    }
+    rule_cols = count_columns(prepared.plan)
+    rules = list(dataset.dataset_rules) if dataset_rules else []
+    exprs = [v.alias(f"c{i}") for i, v in enumerate(aggs.values())]
+    exprs += [v.alias(f"r{i}") for i, v in enumerate(rule_cols.values())]
+    exprs += [F.expr(r.expr).alias(f"d{i}") for i, r in enumerate(rules)]
+    row = prepared.frame.agg(*exprs).first()
+    assert row is not None
+    prepared.counts = {k: int(row[f"c{i}"] or 0) for i, k in enumerate(aggs)}
+    prepared.rule_counts = {
+        k: int(row[f"r{i}"] or 0) for i, k in enumerate(rule_cols) if (row[f"r{i}"] or 0) > 0
+    }
+    prepared.dataset_rules = [
+        {"name": r.name, "expr": r.expr, "action": r.action, "passed": bool(row[f"d{i}"])}
+        for i, r in enumerate(rules)
+    ]
+
+
+def fail_reasons(prepared: Prepared) -> list[str]:
+    """Why the batch must not be written (the ``fail`` actions that fired), or []."""
+    reasons: list[str] = []
+    plan = prepared.plan
+    if plan is None:
+        return reasons
+    if prepared.counts.get("failed"):
+        fail_keys = {e.key for e in plan.expectations if e.action == "fail"}
+        fail_keys |= {f"{c}.cast" for c, a in plan.cast_actions.items() if a == "fail"}
+        if plan.parse_action == "fail":
+            fail_keys.add("_record.parse")
+        hits = {k: n for k, n in prepared.rule_counts.items() if k in fail_keys}
+        reasons.append(
+            f"{prepared.counts['failed']} rows failed rules whose action is fail: "
+            + ", ".join(f"{k} ({n})" for k, n in sorted(hits.items()))
+        )
+    for r in prepared.dataset_rules:
+        if not r["passed"] and r["action"] == "fail":
+            reasons.append(f"dataset rule {r['name']} ({r['expr']}) failed")
+    for u in prepared.uncompiled_failed:
+        if u["action"] == "fail":
+            reasons.append(
+                f"check {u['key']} has no Spark builder; pandera found it failing at batch level "
+                f"(declared action {u['declared_action']}, which needs rows, so the batch fails)"
+            )
+    return reasons

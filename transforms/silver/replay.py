@@ -1,0 +1,156 @@
+"""Replay: re-validate quarantined rows after a contract or transform fix; move the passing ones.
+
+Quarantined rows keep their raw bronze strings and lineage, so a replay runs them through the
+same pipeline as curate (cast, transform, validate, rank) with the *current* contract. Rows that
+now pass are MERGEd into silver under the same "newer wins" rule (a replayed row never rolls a
+newer silver row back); rows that now pass or are dropped leave quarantine; rows still failing
+stay, with their reasons refreshed.
+
+Exactly once: the silver MERGE carries ``txnAppId = headwater-replay-<ds>`` and ``txnVersion =``
+the quarantine version read, and the quarantine clean-up is a single MERGE commit. If a replay
+dies between the two, the rerun reads the same quarantine version, Delta skips the silver MERGE,
+and the clean-up completes. (Even re-applying a row is harmless: it is not newer than itself.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pyspark.sql.functions as F
+
+from ingestion import lake
+from ingestion.runs import RunLedger, RunRecord
+from ingestion.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
+from transforms.silver import quarantine as q
+from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
+from transforms.silver.hooks import SilverTransform, find_transform
+from transforms.silver.pipeline import fail_reasons, prepare
+from transforms.silver.silver import _session_conf, commit_metrics, merge, schema_problems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+    from ingestion.config import Settings
+    from ingestion.contracts import Catalog, Dataset
+    from ingestion.storage import Storage
+
+log = logging.getLogger(__name__)
+
+_FIND = object()
+
+
+def replay_app_id(dataset: str) -> str:
+    return f"headwater-replay-{dataset}"
+
+
+def replay(
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    dataset_name: str,
+    *,
+    settings: Settings | None = None,
+    transform: SilverTransform | None | object = _FIND,
+    record_run: bool = True,
+) -> RunRecord:
+    """Replay the dataset's quarantine once; returns the run record (job ``replay``)."""
+    del settings
+    dataset = catalog.get(dataset_name)
+    fn = find_transform(dataset.name) if transform is _FIND else transform
+    record = RunRecord(job="replay", dataset=dataset.name)
+    try:
+        _run(spark, storage, dataset, record, fn)  # type: ignore[arg-type]
+    except Exception as err:
+        record.finish("failed", f"{type(err).__name__}: {err}")
+        if record_run:
+            RunLedger(spark, storage).append(record)
+        raise
+    if record_run:
+        RunLedger(spark, storage).append(record)
+    return record
+
+
+def _run(
+    spark: SparkSession, storage: Storage, dataset: Dataset, record: RunRecord,
+    transform: SilverTransform | None,
+) -> None:
+    q_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
+    silver_uri = storage.uri(lake.silver_table(dataset.name))
+    if not is_delta(spark, q_uri):
+        record.details["reason"] = "quarantine is empty"
+        record.finish("skipped")
+        return
+    qv = table_version(spark, q_uri)
+    assert qv is not None
+    record.input_from = record.input_to = qv
+    stored = spark.read.format("delta").option("versionAsOf", qv).load(q_uri)
+    rows = stored.drop(ERRORS, *[c for c in q.BOOKKEEPING if c in stored.columns])
+    prepared = prepare(dataset, rows, validate=True, transform=transform, dataset_rules=False)
+    try:
+        counts = prepared.counts
+        record.rows_read = counts["rows"]
+        if record.rows_read == 0:
+            record.details["reason"] = "quarantine is empty"
+            record.finish("skipped")
+            return
+        record.rules = dict(prepared.rule_counts)
+        record.rows_dropped = counts["dropped"]
+        record.rows_warned = counts["warned"]
+        record.rows_quarantined = counts["quarantined"]
+        reasons = fail_reasons(prepared)
+        silver_rows = prepared.silver_rows()
+        problems = schema_problems(spark, silver_uri, silver_rows.schema, dataset)
+        if problems:
+            reasons.append(
+                "silver's schema still conflicts: "
+                + "; ".join(f"{c}: {why}" for c, why in problems)
+            )
+        if reasons:
+            record.finish("failed", "; ".join(reasons))
+            return
+        if counts["kept"] > 0:
+            version = merge(
+                spark, silver_uri, silver_rows, dataset,
+                app_id=replay_app_id(dataset.name), txn_version=qv,
+            )
+            m = commit_metrics(spark, silver_uri, version)
+            written = sum(int(m.get(k, 0) or 0) for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))
+            record.rows_written = written
+            record.output_version = version
+            record.details["not_newer"] = counts["kept"] - written
+        released = counts["kept"] + counts["superseded"] + counts["dropped"]
+        record.details["released"] = released
+        _clean_up(spark, q_uri, prepared.frame, dataset.name, qv)
+        log.info(
+            "replay %s: %d re-validated, %d moved to silver, %d dropped, %d still quarantined",
+            dataset.name, record.rows_read, record.rows_written, record.rows_dropped,
+            record.rows_quarantined,
+        )
+        record.finish("succeeded")
+    finally:
+        prepared.release()
+
+
+def _clean_up(spark: SparkSession, q_uri: str, frame, dataset: str, qv: int) -> None:  # noqa: ANN001
+    """One commit: delete released rows, refresh the reasons of rows still failing."""
+    from delta.tables import DeltaTable
+
+    source = frame.select(
+        q.quarantine_id().alias("qid"),
+        (F.col(SEVERITY) <= SEVERITY_OF["drop"]).alias("released"),
+        F.col(ERRORS).alias("errors"),
+    ).dropDuplicates(["qid"])
+    app = replay_app_id(dataset)
+    tag = commit_tag(app, qv)
+    builder = (
+        DeltaTable.forPath(spark, q_uri).alias("t")
+        .merge(source.alias("s"), f"t.{q.QUARANTINE_ID} = s.qid")
+        .whenMatchedDelete(condition="s.released")
+        .whenMatchedUpdate(
+            condition=f"NOT (t.{ERRORS} <=> s.errors)", set={ERRORS: "s.errors"}
+        )
+    )
+    with _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": tag}), \
+            idempotent_session_txn(spark, app, qv):
+        builder.execute()

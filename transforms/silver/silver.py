@@ -1,0 +1,158 @@
+"""The silver table: schema policy checks and the MERGE that never rolls back.
+
+A row replaces the silver row of its key only when it is *newer*: its ``(order_by, _batch_id,
+_source_path, _source_row)`` compares greater (ingestion order breaks ties, and is the whole
+order when the contract has no ``order_by``). Replaying an old batch, or an older update that
+arrives late, therefore never rolls silver back, and re-applying the same row changes nothing.
+
+Room for CDC: pass ``delete_when`` (a SQL condition on the source ``s``) and a newer row that
+carries a delete marker deletes its key instead of upserting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pyspark.sql.functions as F
+
+from ingestion import lake
+from ingestion.spark.delta import commit_tag, find_commit, idempotent_session_txn, is_delta
+from transforms.silver.casting import quote
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+    from ingestion.contracts import Dataset
+
+ORDER_LINEAGE = (lake.BATCH_ID, lake.SOURCE_PATH, lake.SOURCE_ROW)
+SCHEMA_CHECK = "schema"
+
+
+def silver_app_id(dataset: str) -> str:
+    return f"headwater-silver-{dataset}"
+
+
+def order_columns(dataset: Dataset) -> list[str]:
+    """What "newer" compares, most significant first."""
+    return ([dataset.order_by] if dataset.order_by else []) + list(ORDER_LINEAGE)
+
+
+def schema_problems(
+    spark: SparkSession, uri: str, incoming: StructType, dataset: Dataset
+) -> list[tuple[str, str]]:
+    """(column, reason) for each change silver cannot take under the dataset's policy.
+
+    A changed type is always breaking; a new column is breaking only under ``freeze``.
+    """
+    if not is_delta(spark, uri):
+        return []
+    current = {f.name: f.dataType for f in spark.read.format("delta").load(uri).schema.fields}
+    problems: list[tuple[str, str]] = []
+    for f in incoming.fields:
+        old = current.get(f.name)
+        if old is None:
+            if dataset.schema_policy == "freeze":
+                problems.append((f.name, "new column, but the schema policy is freeze"))
+        elif old != f.dataType:
+            problems.append(
+                (f.name, f"silver has {old.simpleString()}, the batch has {f.dataType.simpleString()}")
+            )
+    return problems
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    previous = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def ensure_table(spark: SparkSession, uri: str, source: DataFrame, dataset: Dataset) -> None:
+    """Create the (empty) silver table with the source's schema, partitioned per the contract."""
+    if is_delta(spark, uri):
+        return
+    writer = source.limit(0).write.format("delta").mode("append")
+    parts = [p for p in dataset.partition_by if p in source.columns]
+    if parts:
+        writer = writer.partitionBy(*parts)
+    writer.save(uri)
+
+
+def merge(
+    spark: SparkSession,
+    uri: str,
+    source: DataFrame,
+    dataset: Dataset,
+    *,
+    app_id: str,
+    txn_version: int,
+    delete_when: str | None = None,
+) -> int | None:
+    """MERGE ``source`` (one row per key) into silver, once per ``(app_id, txn_version)``.
+
+    Returns the silver version carrying this write (also when Delta skipped it as a rerun).
+    """
+    from delta.tables import DeltaTable
+
+    ensure_table(spark, uri, source, dataset)
+    target_cols = spark.read.format("delta").load(uri).schema
+    # Columns silver has but the batch lacks (dropped from the contract) are written as null.
+    missing = [f for f in target_cols.fields if f.name not in source.columns]
+    if missing:
+        source = source.withColumns({f.name: F.lit(None).cast(f.dataType) for f in missing})
+    on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in dataset.primary_key)
+    order = order_columns(dataset)
+    newer = (
+        f"struct({', '.join('s.' + quote(c) for c in order)}) > "
+        f"struct({', '.join('t.' + quote(c) for c in order)})"
+    )
+    builder = DeltaTable.forPath(spark, uri).alias("t").merge(source.alias("s"), on)
+    if delete_when:
+        builder = builder.whenMatchedDelete(condition=f"({newer}) AND ({delete_when})")
+    builder = builder.whenMatchedUpdateAll(condition=newer)
+    builder = builder.whenNotMatchedInsertAll(condition=f"NOT ({delete_when})" if delete_when else None)
+    tag = commit_tag(app_id, txn_version)
+    conf = {
+        "spark.databricks.delta.commitInfo.userMetadata": tag,
+        "spark.databricks.delta.schema.autoMerge.enabled": str(dataset.schema_policy != "freeze").lower(),
+    }
+    with _session_conf(spark, conf), idempotent_session_txn(spark, app_id, txn_version):
+        builder.execute()
+    return find_commit(spark, uri, tag)
+
+
+def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[str, Any]:
+    """The operation metrics Delta recorded for one commit (empty when unknown)."""
+    from delta.tables import DeltaTable
+
+    if version is None or not is_delta(spark, uri):
+        return {}
+    row = DeltaTable.forPath(spark, uri).history().where(F.col("version") == version).first()
+    return dict(row["operationMetrics"] or {}) if row else {}
+
+
+def append(
+    spark: SparkSession, uri: str, frame: DataFrame, *, app_id: str, txn_version: int
+) -> int | None:
+    """Append once per ``(app_id, txn_version)``; returns the version carrying it."""
+    tag = commit_tag(app_id, txn_version)
+    with idempotent_session_txn(spark, app_id, txn_version):
+        (
+            frame.write.format("delta")
+            .mode("append")
+            .option("mergeSchema", "true")
+            .option("userMetadata", tag)
+            .save(uri)
+        )
+    return find_commit(spark, uri, tag)
