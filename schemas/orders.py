@@ -1,6 +1,6 @@
 """Orders exported by the shop system as CSV, one file per export (optionally gzipped)."""
 
-from ingestion.contracts import Csv, Dataset, DatasetRule, RowRule
+from ingestion.contracts import Csv, Dataset, DatasetRule, Gold, RowRule
 
 
 def columns():
@@ -20,6 +20,25 @@ def columns():
     return Orders
 
 
+def customer_features_columns():
+    import pandera.pyspark as pa
+    import pyspark.sql.types as T
+
+    class CustomerFeatures(pa.DataFrameModel):
+        customer_id: T.StringType() = pa.Field(nullable=False)
+        country: T.StringType() = pa.Field(nullable=True)
+        segment: T.StringType() = pa.Field(nullable=True)
+        order_count: T.LongType() = pa.Field(ge=0)
+        cancelled_count: T.LongType() = pa.Field(ge=0)
+        total_amount: T.DoubleType() = pa.Field(ge=0)
+        mean_amount: T.DoubleType() = pa.Field(ge=0, nullable=True)
+        last_order_date: T.DateType() = pa.Field(nullable=True)
+        days_since_last_order: T.IntegerType() = pa.Field(ge=0, nullable=True)
+        as_of_date: T.DateType() = pa.Field(nullable=True)
+
+    return CustomerFeatures
+
+
 DATASET = Dataset(
     name="orders",
     description="Shop orders, latest state per order",
@@ -32,4 +51,13 @@ DATASET = Dataset(
     schema_policy="freeze",
     rules=(RowRule(name="shipped_after_ordered", expr="ship_date >= order_date"),),
     dataset_rules=(DatasetRule(name="not_empty", expr="count(*) > 0"),),
+    gold=Gold(
+        name="customer_features",
+        description="Per-customer order features joined with CRM attributes, for training",
+        build="transforms.gold.features:customer_features",
+        inputs=("orders", "customers"),
+        write="merge",
+        keys=("customer_id",),
+        columns=customer_features_columns,
+    ),
 )

@@ -1,6 +1,7 @@
 """Dataset contracts: declared once in ``schemas/``, read by every part of headwater."""
 
 from ingestion.contracts.catalog import Catalog
+from ingestion.contracts.gold import Gold
 from ingestion.contracts.formats import Csv, FileFormat, JsonArray, JsonLines, Parquet
 from ingestion.contracts.model import (
     Action,
@@ -19,6 +20,7 @@ __all__ = [
     "DatasetRule",
     "DriftThresholds",
     "FileFormat",
+    "Gold",
     "JsonArray",
     "JsonLines",
     "Parquet",

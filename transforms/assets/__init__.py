@@ -1,0 +1,30 @@
+"""Versioned data assets over gold: registries (local, Azure ML), MLTable, drift, vacuum, trace."""
+
+from transforms.assets.errors import (
+    AssetError,
+    AssetNotFoundError,
+    GoldNotPublishedError,
+    LoadCheckError,
+    RegistryUnavailableError,
+    TraceError,
+    VacuumRefusedError,
+)
+from transforms.assets.register import RegisterResult, open_registry, register
+from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry, parse_ref
+
+__all__ = [
+    "AssetError",
+    "AssetNotFoundError",
+    "AssetRegistry",
+    "AssetVersion",
+    "GoldNotPublishedError",
+    "LoadCheckError",
+    "LocalRegistry",
+    "RegisterResult",
+    "RegistryUnavailableError",
+    "TraceError",
+    "VacuumRefusedError",
+    "open_registry",
+    "parse_ref",
+    "register",
+]

@@ -1,0 +1,305 @@
+"""Register: a new gold Delta version becomes asset version N+1, pinned, checked and profiled.
+
+Nothing is created when gold has no new data since the last registered version, so reruns never
+duplicate a version. Before anything is registered the asset is read back through ``mltable`` and
+compared with ``spark.read.option("versionAsOf", V)``. The run ledger gets one ``register`` row
+per run: succeeded, skipped (unchanged) or failed (with the reason; the next run retries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ingestion.config import Settings, get_settings
+from ingestion.lake import gold_table, silver_table
+from ingestion.runs import RunLedger, RunRecord
+from ingestion.spark.delta import read_version, table_version
+from ingestion.storage import LocalStorage, Storage
+from transforms.assets.errors import GoldNotPublishedError, LoadCheckError
+from transforms.assets.lineage import bronze_end_at
+from transforms.assets.mltable_io import (
+    check_mltable_yaml,
+    load_check,
+    snapshot_check,
+    write_mltable,
+    write_snapshot,
+)
+from transforms.assets.profile import compare_profiles, drifted_columns, profile_frame, schema_hash, schema_json
+from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry, version_dir
+from transforms.assets.report import render_report
+from transforms.gold.publish import gold_of, inputs_at
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+    from ingestion.contracts import Catalog
+
+log = logging.getLogger(__name__)
+JOB = "register"
+
+
+@dataclass
+class RegisterResult:
+    """What a register run did. ``status``: registered, unchanged or failed."""
+
+    status: Literal["registered", "unchanged", "failed"]
+    run: RunRecord
+    asset: AssetVersion | None = None
+    previous: AssetVersion | None = None
+    drift: dict[str, Any] | None = None
+    report_path: str | None = None  # lake path of the HTML report
+    report_uri: str | None = None  # where to open it
+    reason: str = ""
+    drifted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "run_id": self.run.run_id,
+            "asset": self.asset.label if self.asset else None,
+            "previous": self.previous.label if self.previous else None,
+            "delta_version": self.asset.delta_version if self.asset else None,
+            "verdict": (self.drift or {}).get("verdict"),
+            "drifted": self.drifted,
+            "report": self.report_uri,
+            "reason": self.reason,
+        }
+
+
+def open_registry(settings: Settings, storage: Storage, **azure_kwargs: Any) -> AssetRegistry:
+    """The Azure ML registry when the workspace is configured, else the local one."""
+    local = LocalRegistry(storage)
+    if settings.ml.configured:
+        from transforms.assets.azureml import AzureMLRegistry
+
+        return AzureMLRegistry(settings.ml, local, **azure_kwargs)
+    return local
+
+
+def local_of(registry: AssetRegistry) -> LocalRegistry:
+    return registry if isinstance(registry, LocalRegistry) else registry.mirror  # type: ignore[attr-defined]
+
+
+def code_version() -> str:
+    """``headwater <version>`` plus the git commit when running from a checkout."""
+    if os.environ.get("HEADWATER_CODE_VERSION"):
+        return os.environ["HEADWATER_CODE_VERSION"]
+    try:
+        from importlib.metadata import version
+
+        base = f"headwater {version('headwater')}"
+    except Exception:  # not installed as a distribution
+        base = "headwater"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return f"{base} (git {sha})" if sha else base
+    except (OSError, subprocess.SubprocessError):
+        return base
+
+
+def quality_figures(ledger: RunLedger, datasets: tuple[str, ...]) -> dict[str, Any]:
+    """The latest successful curate run of each input dataset (counts and rule names only)."""
+    out: dict[str, Any] = {}
+    for ds in datasets:
+        runs = [r for r in ledger.latest(dataset=ds, job="curate", limit=10) if r["status"] == "succeeded"]
+        if not runs:
+            out[ds] = None
+            continue
+        r = runs[0]
+        out[ds] = {
+            "run_id": r["run_id"],
+            "read": r["rows_read"],
+            "written": r["rows_written"],
+            "quarantined": r["rows_quarantined"],
+            "dropped": r["rows_dropped"],
+            "warned": r["rows_warned"],
+            "rules": dict(r["rules"] or {}),
+        }
+    return out
+
+
+# Commits that never change a table's rows: a version made only of these is the same data.
+NO_DATA_OPERATIONS = frozenset({
+    "SET TBLPROPERTIES", "UNSET TBLPROPERTIES", "OPTIMIZE", "VACUUM START", "VACUUM END",
+    "ADD CONSTRAINT", "DROP CONSTRAINT", "CHANGE COLUMN", "REORG",
+})
+
+
+def _same_data(spark: SparkSession, uri: str, old: int, new: int) -> bool:
+    """Whether every commit after ``old`` up to ``new`` left the rows as they were."""
+    from delta.tables import DeltaTable
+
+    ops = (
+        DeltaTable.forPath(spark, uri).history()
+        .where(f"version > {old} AND version <= {new}").select("operation").collect()
+    )
+    return bool(ops) and all(r[0] in NO_DATA_OPERATIONS for r in ops)
+
+
+def _lake_file(storage: Storage, path: str) -> str:
+    if isinstance(storage, LocalStorage):
+        return str(Path(storage.root) / path)
+    return storage.uri(path)
+
+
+def register(
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    dataset_name: str,
+    *,
+    settings: Settings | None = None,
+    registry: AssetRegistry | None = None,
+    max_check_rows: int = 200_000,
+) -> RegisterResult:
+    """Register gold's current Delta version as the next asset version, if its data changed.
+
+    Args:
+        dataset_name: the dataset (or its gold name).
+        registry: defaults to Azure ML when configured, else the local registry.
+        max_check_rows: the load check compares every row up to this many; above, counts and
+            schema only.
+
+    Raises:
+        GoldNotPublishedError, LoadCheckError, RegistryUnavailableError: recorded as a failed
+            register run first; gold is never touched.
+    """
+    settings = settings or get_settings()
+    ds, gold = gold_of(catalog, dataset_name)
+    registry = registry or open_registry(settings, storage)
+    local = local_of(registry)
+    ledger = RunLedger(spark, storage)
+    record = RunRecord(job=JOB, dataset=ds.name)
+    record.details = {"asset": gold.name, "registry": registry.kind, "env": settings.env.value}
+    gold_path = gold_table(gold.name)
+    uri = storage.uri(gold_path)
+    try:
+        version = table_version(spark, uri)
+        if version is None:
+            raise GoldNotPublishedError(gold.name, gold_path)
+        record.input_to = version
+        last = registry.latest(gold.name)
+        if last is not None and (
+            last.delta_version >= version or _same_data(spark, uri, last.delta_version, version)
+        ):
+            reason = f"gold has no new data since {last.label} (Delta version {last.delta_version})"
+            record.output_version = last.version
+            record.details.update(reason=reason, asset_version=last.version)
+            ledger.append(record.finish("skipped"))
+            return RegisterResult("unchanged", record, asset=last, reason=reason)
+
+        number = registry.next_version(gold.name)
+        label = f"{gold.name}:{number}"
+        record.details["asset_version"] = number
+        df = read_version(spark, uri, version)
+
+        # 1. the asset folder, read back the way a data scientist will read it
+        if gold.asset_type == "mltable":
+            folder, text = write_mltable(storage, gold_path, version, number)
+            problems = check_mltable_yaml(text, delta_version=version)
+            check = load_check(spark, storage, folder, uri, version, max_rows=max_check_rows)
+            problems += check.problems
+        else:
+            folder = write_snapshot(spark, storage, gold_path, version, number)
+            check = snapshot_check(spark, storage, folder, uri, version)
+            problems = check.problems
+        if problems:
+            raise LoadCheckError(label, folder, problems)
+        record.rows_read = check.rows_delta
+        if registry.kind == "azureml":
+            from transforms.assets.azureml import asset_uri
+
+            target = asset_uri(settings.ml, storage, folder)
+        else:
+            target = storage.uri(folder)
+
+        # 2. profile, drift against the previous version's stored profile, report
+        prev_profile = local.read_json(last.name, last.version, "profile.json") if last else None
+        profile = profile_frame(df, skip=gold.keys, reference=prev_profile)
+        profile["delta_version"] = version
+        drift = compare_profiles(prev_profile, profile, warn=ds.drift.warn, drift=ds.drift.drift)
+        flagged = drifted_columns(drift, level="drift")
+
+        # 3. lineage and tags
+        inputs = inputs_at(spark, uri, version) or {}
+        lineage = {
+            "asset": label,
+            "gold": {"name": gold.name, "table_uri": uri, "delta_version": version},
+            "silver": {
+                name: {
+                    "version": v,
+                    "table_uri": storage.uri(silver_table(name)),
+                    "bronze_end_version": bronze_end_at(spark, storage.uri(silver_table(name)), v),
+                }
+                for name, v in sorted(inputs.items())
+            },
+        }
+        lineage_path = f"{version_dir(gold.name, number)}/lineage.json"
+        report_path = f"{version_dir(gold.name, number)}/drift.html"
+        tags = {
+            "delta_version": str(version),
+            "table_uri": uri,
+            "row_count": str(profile["rows"]),
+            "schema_hash": schema_hash(df.schema),
+            "schema": schema_json(df.schema),
+            "quality": json.dumps(quality_figures(ledger, gold.inputs), sort_keys=True, separators=(",", ":")),
+            "lineage": storage.uri(lineage_path),
+            "silver_versions": ",".join(f"{k}@{v}" for k, v in sorted(inputs.items())),
+            "run_id": record.run_id,
+            "environment": settings.env.value,
+            "code_version": code_version(),
+            "drift_verdict": drift["verdict"],
+            "drift_columns": ",".join(flagged),
+            "drift_report": storage.uri(report_path),
+            "previous_version": str(last.version) if last else "",
+        }
+        asset = AssetVersion(
+            name=gold.name,
+            version=number,
+            asset_type=gold.asset_type,
+            dataset=ds.name,
+            delta_version=version,
+            table_uri=uri,
+            path=folder,
+            asset_uri=target,
+            tags=tags,
+            description=gold.description or ds.description,
+            run_id=record.run_id,
+            retention_days=gold.asset_retention_days,
+            registry=registry.kind,
+        )
+        html = render_report(
+            asset=label, previous=last.label if last else None, drift=drift, tags=tags
+        )
+        # Artifacts first (keyed by the version, overwritten by a retry), then the version itself.
+        local.write_artifact(gold.name, number, "profile.json", json.dumps(profile, default=str).encode())
+        local.write_artifact(gold.name, number, "drift.json", json.dumps(drift, indent=1, default=str).encode())
+        local.write_artifact(gold.name, number, "lineage.json", json.dumps(lineage, indent=1).encode())
+        local.write_artifact(gold.name, number, "drift.html", html.encode())
+        registry.create(asset)
+
+        record.output_version = number
+        record.rows_written = profile["rows"]
+        record.details.update(
+            delta_version=version, verdict=drift["verdict"], drifted=flagged, report=report_path,
+            load_check={"rows": check.rows_asset, "compared_rows": check.compared_rows},
+        )
+        ledger.append(record.finish("succeeded"))
+        log.info("registered %s (Delta v%s, drift %s)", label, version, drift["verdict"])
+        return RegisterResult(
+            "registered", record, asset=asset, previous=last, drift=drift,
+            report_path=report_path, report_uri=_lake_file(storage, report_path), drifted=flagged,
+        )
+    except Exception as err:
+        ledger.append(record.finish("failed", f"{type(err).__name__}: {err}"))
+        raise

@@ -1,0 +1,391 @@
+"""Publish: silver -> gold, one Delta commit per change, idempotent by silver versions.
+
+Each publish pins every input silver table to its current version, runs the declared transform,
+checks the output against the gold contract, and commits only when gold's rows would change:
+
+* ``merge``: MERGE by the gold keys; matched rows are rewritten only when a value differs,
+  rows whose key vanished are deleted.
+* ``overwrite_partitions``: the partitions whose rows differ (or vanished) are replaced in one
+  commit with ``replaceWhere``; untouched partitions keep their files.
+
+The commit carries ``userMetadata = headwater-gold-<name>:<txn>;inputs=<ds>@<v>,...`` (trace and
+register read the silver versions back from it) and Delta's ``txnAppId``/``txnVersion``, with
+txnVersion the sum of the silver versions: it grows whenever an input moves, so a rerun after a
+crash between the commit and the run ledger is skipped by Delta itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ingestion.config import Settings, get_settings
+from ingestion.lake import gold_table, silver_table
+from ingestion.runs import RunLedger, RunRecord
+from ingestion.spark.delta import idempotent_session_txn, table_version
+from transforms.gold.errors import GoldContractError, MissingSilverError, NoGoldDeclaredError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+    from ingestion.contracts import Catalog, Dataset, Gold
+    from ingestion.storage import Storage
+
+log = logging.getLogger(__name__)
+
+JOB = "publish"
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+_TAG_RE = re.compile(r"^headwater-gold-(?P<name>[a-z0-9_]+):(?P<txn>\d+);inputs=(?P<inputs>[^;]*)$")
+
+
+# --- commit tags ---------------------------------------------------------------------------------
+def gold_app_id(name: str) -> str:
+    return f"headwater-gold-{name}"
+
+
+def gold_commit_tag(name: str, inputs: dict[str, int]) -> str:
+    pins = ",".join(f"{ds}@{v}" for ds, v in sorted(inputs.items()))
+    return f"{gold_app_id(name)}:{sum(inputs.values())};inputs={pins}"
+
+
+def parse_gold_tag(meta: str | None) -> dict[str, int] | None:
+    """The silver versions a gold commit was built from, or None for other commits."""
+    m = _TAG_RE.match(meta or "")
+    if not m:
+        return None
+    out = {}
+    for pin in filter(None, m.group("inputs").split(",")):
+        ds, _, v = pin.partition("@")
+        out[ds] = int(v)
+    return out
+
+
+@dataclass(frozen=True)
+class GoldCommit:
+    version: int
+    inputs: dict[str, int]
+    timestamp: dt.datetime | None
+
+
+def gold_commits(spark: SparkSession, uri: str) -> list[GoldCommit]:
+    """Every publish commit of a gold table, oldest first (other commits are left out)."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, uri):
+        return []
+    rows = DeltaTable.forPath(spark, uri).history().select("version", "timestamp", "userMetadata")
+    out = []
+    for r in rows.collect():
+        inputs = parse_gold_tag(r["userMetadata"])
+        if inputs is not None:
+            out.append(GoldCommit(int(r["version"]), inputs, r["timestamp"]))
+    return sorted(out, key=lambda c: c.version)
+
+
+def inputs_at(spark: SparkSession, uri: str, version: int) -> dict[str, int] | None:
+    """Silver versions behind gold ``version`` (the newest publish commit at or before it)."""
+    found = [c for c in gold_commits(spark, uri) if c.version <= version]
+    return found[-1].inputs if found else None
+
+
+# --- table shape -----------------------------------------------------------------------------------
+def gold_table_properties(gold: Gold) -> dict[str, str]:
+    """Delta properties every gold table carries.
+
+    No deletion vectors (older Azure ML readers skip them and return deleted rows), no column
+    mapping (Azure ML's reader returns physical column names), and log + deleted-file retention
+    at least as long as a registered asset version lives, so time travel to it keeps working.
+    """
+    days = gold.asset_retention_days
+    return {
+        "delta.enableDeletionVectors": "false",
+        "delta.logRetentionDuration": f"interval {days} days",
+        "delta.deletedFileRetentionDuration": f"interval {days} days",
+    }
+
+
+def _nullable(schema: StructType) -> StructType:
+    from pyspark.sql.types import StructField, StructType
+
+    # Nullability is the contract's job; a NOT NULL column in Delta would fail writes instead.
+    return StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
+
+
+def ensure_table(spark: SparkSession, uri: str, gold: Gold, schema: StructType) -> None:
+    """Create the gold table with its properties, or check an existing one still fits."""
+    from delta.tables import DeltaTable
+
+    props = gold_table_properties(gold)
+    if not DeltaTable.isDeltaTable(spark, uri):
+        # Hadoop spells local paths file:/x; Delta rejects file:///x as a second location.
+        location = re.sub(r"^file:///", "file:/", uri)
+        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(_nullable(schema))
+        if gold.partition_by:
+            builder = builder.partitionedBy(*gold.partition_by)
+        for key, value in props.items():
+            builder = builder.property(key, value)
+        builder.execute()
+        return
+    detail = DeltaTable.forPath(spark, uri).detail().first()
+    problems = []
+    have = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(uri).schema}
+    want = {f.name: f.dataType.simpleString() for f in schema}
+    for name in sorted(set(have) | set(want)):
+        if have.get(name) != want.get(name):
+            problems.append(f"column {name}: table has {have.get(name)}, output has {want.get(name)}")
+    if list(detail["partitionColumns"]) != list(gold.partition_by):
+        problems.append(
+            f"partitioned by {list(detail['partitionColumns'])}, declared {list(gold.partition_by)}"
+        )
+    mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        problems.append(f"table uses column mapping ({mapping}), which Azure ML's reader cannot read")
+    if problems:
+        raise GoldContractError(
+            gold.name,
+            problems + ["gold's shape changed: publish under a new gold name or drop the table"],
+        )
+    current = detail["properties"] or {}
+    stale = {k: v for k, v in props.items() if current.get(k) != v}
+    if stale:
+        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in stale.items())
+        spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ({assignments})")
+
+
+# --- contract --------------------------------------------------------------------------------------
+def check_contract(gold: Gold, df: DataFrame) -> list[str]:
+    """Problems of ``df`` against the gold contract (empty when it passes). Never row contents."""
+    problems: list[str] = []
+    model = gold.model()
+    if model is not None:
+        declared = list(model.to_schema().columns)
+        extra = [c for c in df.columns if c not in declared]
+        if extra:
+            problems.append(f"columns not in the gold contract: {', '.join(extra)}")
+        errors = model.validate(check_obj=df).pandera.errors
+        for _kind, by_reason in dict(errors).items():
+            for reason, items in dict(by_reason).items():
+                for item in items:
+                    problems.append(f"{item.get('column')}: {item.get('check')} ({reason.lower()})")
+    missing = [c for c in (*gold.keys, *gold.partition_by) if c not in df.columns]
+    if missing:
+        problems.append(f"key/partition columns missing from the output: {', '.join(missing)}")
+    elif gold.keys:
+        from pyspark.sql import functions as F
+
+        dup = df.groupBy(*gold.keys).count().where(F.col("count") > 1)
+        n = dup.count()
+        if n:
+            problems.append(f"{n} key value(s) of ({', '.join(gold.keys)}) occur more than once")
+        nulls = df.where(" OR ".join(f"`{k}` IS NULL" for k in gold.keys)).count()
+        if nulls:
+            problems.append(f"{nulls} row(s) with a null key ({', '.join(gold.keys)})")
+    return problems
+
+
+# --- writing ---------------------------------------------------------------------------------------
+def sql_literal(value: Any) -> str:
+    """A Spark SQL literal for a partition value (for ``replaceWhere``)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float, Decimal)):
+        return repr(value) if not isinstance(value, Decimal) else str(value)
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP'{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATE'{value.isoformat()}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _partition_predicate(parts: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
+    return " OR ".join(
+        "(" + " AND ".join(f"`{p}` <=> {sql_literal(v)}" for p, v in zip(parts, row)) + ")"
+        for row in values
+    )
+
+
+@dataclass
+class WriteOutcome:
+    committed: bool
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    partitions: list[dict[str, Any]] | None = None
+
+
+def _merge(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOutcome:
+    from delta.tables import DeltaTable
+
+    current = spark.read.format("delta").load(uri).select(*out.columns)
+    changed = out.exceptAll(current).count()
+    vanished = current.select(*gold.keys).exceptAll(out.select(*gold.keys)).count()
+    if not changed and not vanished:
+        return WriteOutcome(committed=False)
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in gold.keys)
+    values = [c for c in out.columns if c not in gold.keys]
+    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values) or "FALSE"
+    (
+        DeltaTable.forPath(spark, uri)
+        .alias("t")
+        .merge(out.alias("s"), on)
+        .whenMatchedUpdateAll(condition=differs)
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceDelete()
+        .execute()
+    )
+    return WriteOutcome(committed=True)
+
+
+def _overwrite_partitions(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOutcome:
+    parts = gold.partition_by
+    current = spark.read.format("delta").load(uri).select(*out.columns)
+    touched = (
+        out.exceptAll(current).select(*parts).union(current.exceptAll(out).select(*parts)).distinct()
+    )
+    values = [tuple(r) for r in touched.collect()]
+    if not values:
+        return WriteOutcome(committed=False)
+    predicate = _partition_predicate(parts, values)
+    (
+        out.where(predicate)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .save(uri)
+    )
+    return WriteOutcome(
+        committed=True, partitions=[dict(zip(parts, map(str, v))) for v in values[:50]]
+    )
+
+
+def _metrics(spark: SparkSession, uri: str, version: int) -> dict[str, int]:
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, uri).history().where(f"version = {version}").first()
+    m = dict(row["operationMetrics"] or {}) if row else {}
+
+    def pick(*names: str) -> int:
+        return sum(int(m.get(n, 0) or 0) for n in names)
+
+    return {
+        "inserted": pick("numTargetRowsInserted") or pick("numOutputRows"),
+        "updated": pick("numTargetRowsUpdated"),
+        "deleted": pick("numTargetRowsDeleted", "numDeletedRows"),
+    }
+
+
+# --- the step --------------------------------------------------------------------------------------
+def gold_of(catalog: Catalog, name: str) -> tuple[Dataset, Gold]:
+    """The dataset and gold declaration for a dataset name or a gold name."""
+    for ds in catalog:
+        if ds.gold is not None and name in (ds.name, ds.gold.name):
+            return ds, ds.gold
+    ds = catalog.get(name)  # raises UnknownDatasetError naming the known ones
+    raise NoGoldDeclaredError(ds.name)
+
+
+def silver_versions(spark: SparkSession, storage: Storage, gold: Gold) -> dict[str, int]:
+    """Current version of every input silver table (raises when one does not exist yet)."""
+    pins = {}
+    for ds in gold.inputs:
+        version = table_version(spark, storage.uri(silver_table(ds)))
+        if version is None:
+            raise MissingSilverError(gold.name, ds, silver_table(ds))
+        pins[ds] = version
+    return pins
+
+
+def _last_publish_inputs(ledger: RunLedger, dataset: str) -> dict[str, int] | None:
+    for run in ledger.latest(dataset=dataset, job=JOB, limit=5):
+        if run["status"] in ("succeeded", "skipped"):
+            details = json.loads(run["details"] or "{}")
+            return details.get("inputs")
+    return None
+
+
+def publish(
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    dataset_name: str,
+    *,
+    settings: Settings | None = None,
+    force: bool = False,
+) -> RunRecord:
+    """Publish a dataset's gold table from its pinned silver inputs; one run-ledger record.
+
+    Args:
+        dataset_name: the dataset (or its gold name).
+        force: rebuild even when the silver versions are the ones gold was last built from.
+
+    Returns:
+        The run record: ``status`` is ``skipped`` when silver did not move, ``succeeded``
+        otherwise; ``output_version`` is gold's Delta version; ``details["changed"]`` says
+        whether this run made a commit.
+
+    Raises:
+        GoldContractError: the output breaks the gold contract (recorded, nothing committed).
+        MissingSilverError: an input silver table does not exist yet.
+    """
+    settings = settings or get_settings()
+    ds, gold = gold_of(catalog, dataset_name)
+    ledger = RunLedger(spark, storage)
+    record = RunRecord(job=JOB, dataset=ds.name)
+    uri = storage.uri(gold_table(gold.name))
+    record.details = {"gold": gold.name, "table": uri, "env": settings.env.value}
+    try:
+        pins = silver_versions(spark, storage, gold)
+        record.details["inputs"] = pins
+        record.input_to = sum(pins.values())
+        last = inputs_at(spark, uri, table_version(spark, uri) or 0)
+        if not force and pins in (last, _last_publish_inputs(ledger, ds.name)):
+            record.output_version = table_version(spark, uri)
+            record.details["changed"] = False
+            record.details["reason"] = "silver unchanged since the last publish"
+            ledger.append(record.finish("skipped"))
+            return record
+
+        from ingestion.spark.delta import read_version
+
+        frames = {name: read_version(spark, storage.uri(silver_table(name)), v) for name, v in pins.items()}
+        out = gold.transform()(spark, frames).cache()  # computed once for checks and write
+        try:
+            problems = check_contract(gold, out)
+            if problems:
+                raise GoldContractError(gold.name, problems)
+            rows = out.count()
+            ensure_table(spark, uri, gold, out.schema)
+            tag = gold_commit_tag(gold.name, pins)
+            spark.conf.set(USER_METADATA_CONF, tag)
+            try:
+                with idempotent_session_txn(spark, gold_app_id(gold.name), sum(pins.values())):
+                    write = _merge if gold.write == "merge" else _overwrite_partitions
+                    outcome = write(spark, uri, gold, out)
+            finally:
+                spark.conf.unset(USER_METADATA_CONF)
+        finally:
+            out.unpersist()
+        version = table_version(spark, uri)
+        record.output_version = version
+        record.details.update(rows=rows, changed=outcome.committed)
+        if outcome.committed and version is not None:
+            metrics = _metrics(spark, uri, version)
+            record.details.update(metrics)
+            record.rows_written = metrics["inserted"] + metrics["updated"]
+            record.rows_dropped = metrics["deleted"]
+            if outcome.partitions is not None:
+                record.details["partitions_replaced"] = outcome.partitions
+        ledger.append(record.finish("succeeded"))
+        log.info("gold %s: version %s (changed=%s)", gold.name, version, outcome.committed)
+        return record
+    except Exception as err:
+        ledger.append(record.finish("failed", f"{type(err).__name__}: {err}"))
+        raise
