@@ -35,6 +35,8 @@ def split_zone(path: str) -> tuple[str, str]:
     zone, _, rest = path.strip("/").partition("/")
     if zone not in ZONES:
         raise StorageError(f"{path!r}: first segment must be one of {', '.join(ZONES)}")
+    if any(seg in ("..", ".") for seg in rest.split("/")):
+        raise StorageError(f"{path!r}: '..' and '.' segments are not allowed in lake paths")
     return zone, rest
 
 

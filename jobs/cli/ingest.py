@@ -44,6 +44,23 @@ def _destination(ctx: Context, source: Path, dest: str | None) -> str:
     return candidates[0]
 
 
+def _put(ctx: Context, src: Path, rel: str) -> Any:
+    """Copy into landing unless identical bytes are there already (then the event repeats)."""
+    import hashlib
+
+    target = f"landing/{rel}"
+    current = ctx.storage.info(target)
+    if current is not None and current.size == src.stat().st_size:
+        digest = hashlib.sha256()
+        with open(src, "rb") as fh:
+            for chunk in iter(lambda: fh.read(4 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() == ctx.storage.sha256(target):
+            return current
+    with open(src, "rb") as fh:
+        return ctx.storage.write_stream(target, fh)
+
+
 def _run_ingest(ctx: Context, datasets: list[str], *, lease_wait: float = 0.0) -> list[dict[str, Any]]:
     from ingestion.bronze.job import ingest
 
@@ -93,8 +110,8 @@ def ingest_cmd(
             if not src.is_file():
                 raise fail(f"{src}: no such file")
             rel = _destination(ctx, src, dest)
-            with open(src, "rb") as fh:
-                info = ctx.storage.write_stream(f"landing/{rel}", fh)
+            ctx.catalog.route(rel)  # hostile or unrouted: refuse before writing anything
+            info = _put(ctx, src, rel)
             events.append(handler.file_landed(rel, etag=info.etag, size=info.size).__dict__)
         rejected = [e for e in events if e["outcome"] == "rejected"]
         datasets = sorted({e["dataset"] for e in events if e["dataset"]})

@@ -39,6 +39,7 @@ def run(spark, lake, catalog, name, **kw):
     return ingest(spark, lake, catalog, name, **kw)
 
 
+@pytest.mark.floor
 def test_csv_lands_with_exact_rows_and_lineage(spark, lake, catalog, land, bronze):
     assert land("orders/2026/a.csv", ORDERS_A).outcome == "queued"
     result = run(spark, lake, catalog, "orders")
@@ -59,6 +60,7 @@ def test_csv_lands_with_exact_rows_and_lineage(spark, lake, catalog, land, bronz
     assert (entry.status, entry.batch, entry.sha256) == ("ingested", 1, sha(ORDERS_A))
 
 
+@pytest.mark.floor
 def test_jsonl_keeps_raw_values_rescues_unknown_and_keeps_malformed_lines(spark, lake, catalog, land, bronze):
     data = (
         b'{"customer_id":"C-001","name":"Ann","country":"DE","lifetime_value":12.50,"vip":{"since":2020}}\n'
@@ -129,6 +131,7 @@ def crash_at(point):
     return fault
 
 
+@pytest.mark.floor
 def test_crash_after_commit_before_ledger_close_reruns_without_duplicates(spark, lake, catalog, land, bronze):
     land("orders/a.csv", ORDERS_A)
     with pytest.raises(Crash):

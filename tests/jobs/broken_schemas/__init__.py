@@ -1,0 +1,1 @@
+"""A schemas package with mistakes, for `headwater validate`."""
