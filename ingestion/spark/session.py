@@ -139,18 +139,44 @@ def get_spark(
         for key, value in DELTA_CONF.items():
             builder = builder.config(key, value)
         if settings.spark.jars_dir:
-            jars = sorted(str(p) for p in Path(settings.spark.jars_dir).glob("*.jar"))
-            builder = builder.config("spark.jars", ",".join(jars))
+            builder = _with_jars(builder, Path(settings.spark.jars_dir))
+            with _jvm_output_to(jvm_log):
+                spark = builder.getOrCreate()
         else:
             from delta import configure_spark_with_delta_pip
 
-            builder = configure_spark_with_delta_pip(builder)
-        with _jvm_output_to(jvm_log):
-            spark = builder.getOrCreate()
+            try:
+                with _jvm_output_to(jvm_log):
+                    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+            except Exception as err:
+                from pyspark import SparkContext
+
+                if SparkContext._active_spark_context is not None:  # not a launch failure
+                    raise
+                # Ivy could not resolve spark.jars.packages: fetch with Maven, pass spark.jars.
+                from ingestion.spark.jars import delta_coordinates, fetch_delta_jars
+
+                coords = delta_coordinates()[0].replace(":", "_")
+                cache = Path.home() / ".cache" / "headwater" / "delta-jars" / coords
+                log.warning("Spark could not resolve Delta's jars (%s); fetching them with Maven into %s",
+                            type(err).__name__, cache)
+                fetch_delta_jars(cache)
+                builder = _with_jars(builder.config("spark.jars.packages", ""), cache)
+                with _jvm_output_to(jvm_log):
+                    spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("ERROR")
     for key, value in runtime_conf(settings).items():
         spark.conf.set(key, value)
     return spark
+
+
+def _with_jars(builder: SparkSession.Builder, folder: Path) -> SparkSession.Builder:
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not jars:
+        from ingestion.errors import ConfigError
+
+        raise ConfigError(f"no Delta jars in {folder}")
+    return builder.config("spark.jars", ",".join(jars))
 
 
 def spark_major_minor(spark: SparkSession) -> tuple[int, int]:
