@@ -88,3 +88,23 @@ def test_ingest_then_status_and_readmit(cli_lake, tmp_path, spark):
     assert status["batches"]["orders"][0]["rejected"] == 1
     readmit = json.loads(runner.invoke(app, ["readmit", "--dataset", "orders", "--code", "empty", "--json"]).stdout)
     assert readmit["readmitted"] == ["orders/empty.csv"]
+
+
+@pytest.mark.spark
+def test_backfill_and_watch_pick_up_files_written_straight_into_landing(cli_lake, spark):
+    header = b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n"
+    target = cli_lake / "landing/orders/2026/direct.csv"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(header + b"O-0100,C-001,new,2.00,1,2026-01-01,,2026-01-01T00:00:00\n")
+    queued = json.loads(runner.invoke(app, ["backfill", "--no-run", "--json"]).stdout)
+    assert [(e["path"], e["outcome"]) for e in queued["events"]] == [("orders/2026/direct.csv", "queued")]
+    # watch: one scan finds nothing new to record, ingests what is queued, then exits.
+    later = cli_lake / "landing/orders/2026/later.csv"
+    later.write_bytes(header + b"O-0101,C-001,new,3.00,1,2026-01-01,,2026-01-01T00:00:00\n")
+    result = runner.invoke(app, ["watch", "--once", "--settle", "0"])
+    assert result.exit_code == 0, result.output
+    assert "queued: orders/2026/later.csv" in result.output
+    status = json.loads(runner.invoke(app, ["status", "--dataset", "orders", "--json"]).stdout)
+    assert status["ledger"]["orders"] == {"ingested": 2}
+    assert status["tables"]["orders"]["bronze"]["rows"] == 2
+    assert json.loads(runner.invoke(app, ["backfill", "--json"]).stdout) == {"events": [], "runs": []}
