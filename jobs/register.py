@@ -1,0 +1,42 @@
+"""Spark entry point: register a dataset's gold table as the next asset version if it changed.
+
+    spark-submit jobs/register.py --dataset orders       # or: python -m jobs.register --dataset orders
+
+Azure ML when ``HEADWATER_ML__SUBSCRIPTION_ID``/``RESOURCE_GROUP``/``WORKSPACE`` are set (one
+workspace per environment), else the local registry in the lake's system area.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ingestion.config import Settings, get_settings
+
+
+def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Register ``dataset``'s gold; returns the run's summary."""
+    from ingestion.contracts import Catalog
+    from ingestion.spark.session import get_spark
+    from ingestion.storage import open_storage
+    from transforms.assets import register
+
+    settings = settings or get_settings()
+    result = register(
+        get_spark(settings), open_storage(settings), Catalog.discover(), dataset, settings=settings
+    )
+    return result.as_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobs.register", description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.dataset), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
