@@ -57,6 +57,25 @@ def _with_metadata(df: DataFrame) -> DataFrame:
     )
 
 
+def _positioned(frames: list[DataFrame], known: Sequence[str]) -> DataFrame:
+    """Union per-group frames of one format; add the rescued fields and each record's position."""
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    out = out.withColumn(RESCUED, _rescue_from_map(known))
+    return out.withColumn(SOURCE_ROW, _row_position(out)).drop("_block_start", "_mono")
+
+
+def _keyed(df: DataFrame, kv: list[Column], corrupt: Column, error: Column) -> DataFrame:
+    """A scanned frame (with file metadata) as field map + parse outcome."""
+    from pyspark.sql import functions as F
+
+    return df.select(
+        FILE, "_block_start", "_mono", F.create_map(*kv).alias(FIELDS),
+        corrupt.alias(CORRUPT_RECORD), error.alias(PARSE_ERROR),
+    )
+
+
 # --- CSV -----------------------------------------------------------------------------------------
 def read_csv(
     spark: SparkSession, known: Sequence[str], fmt: Csv, files: Sequence[tuple[str, tuple[str, ...]]]
@@ -96,24 +115,12 @@ def read_csv(
         kv: list[Column] = []
         for i, name in enumerate(header):
             kv += [F.lit(contract.get(name.lower(), name)), F.col(f"_c{i}")]
-        frames.append(
-            df.select(
-                FILE,
-                "_block_start",
-                "_mono",
-                F.create_map(*kv).alias(FIELDS),
-                F.col(CORRUPT_RECORD),
-                F.when(
-                    F.col(CORRUPT_RECORD).isNotNull(),
-                    F.lit(f"malformed CSV record: field count differs from the header ({len(header)})"),
-                ).alias(PARSE_ERROR),
-            )
+        error = F.when(
+            F.col(CORRUPT_RECORD).isNotNull(),
+            F.lit(f"malformed CSV record: field count differs from the header ({len(header)})"),
         )
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    out = out.withColumn(RESCUED, _rescue_from_map(known))
-    return out.withColumn(SOURCE_ROW, _row_position(out)).drop("_block_start", "_mono")
+        frames.append(_keyed(df, kv, F.col(CORRUPT_RECORD), error))
+    return _positioned(frames, known)
 
 
 # --- JSON ----------------------------------------------------------------------------------------
@@ -299,21 +306,9 @@ def read_parquet(spark: SparkSession, uris: Sequence[str], known: Sequence[str])
             else:
                 value = col.cast("string")
             kv += [F.lit(field.name), value]
-        frames.append(
-            df.select(
-                FILE,
-                "_block_start",
-                "_mono",
-                F.create_map(*kv).alias(FIELDS),
-                F.lit(None).cast("string").alias(CORRUPT_RECORD),
-                F.lit(None).cast("string").alias(PARSE_ERROR),
-            )
-        )
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    out = out.withColumn(RESCUED, _rescue_from_map(known))
-    return out.withColumn(SOURCE_ROW, _row_position(out)).drop("_block_start", "_mono")
+        none = F.lit(None).cast("string")
+        frames.append(_keyed(df, kv, none, none))
+    return _positioned(frames, known)
 
 
 def empty_frame(spark: SparkSession) -> DataFrame:
