@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ingestion.storage import Storage
 
 _CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+_LISTING_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
 def _norm(path: str) -> str:
@@ -91,6 +92,11 @@ def vacuum(
     # period check is lifted for this one command only.
     previous = spark.conf.get(_CHECK_CONF, "true")
     spark.conf.set(_CHECK_CONF, "false")
+    # VACUUM lists files with this many tasks (10000 by default): minutes for a small table on
+    # a small cluster. Scale it to the cluster unless someone chose a value.
+    listing = spark.conf.get(_LISTING_CONF, "10000")
+    if listing == "10000":
+        spark.conf.set(_LISTING_CONF, str(max(8, spark.sparkContext.defaultParallelism * 4)))
     try:
         candidates = [
             r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()
@@ -109,3 +115,4 @@ def vacuum(
         return result
     finally:
         spark.conf.set(_CHECK_CONF, previous)
+        spark.conf.set(_LISTING_CONF, listing)
