@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.contracts import Dataset
 
-CAST_ERRORS = "_cast_errors"  # array<struct<column,check,value>>, carried through transforms
 ERROR_TYPE = "array<struct<column:string,check:string,value:string>>"
 
 _SIMPLE = (
@@ -111,38 +110,59 @@ def extra_columns(dataset: Dataset, bronze_columns: list[str]) -> list[str]:
 
 
 RAW = "_raw"  # struct of the contract columns as bronze had them (for quarantine and replay)
+CAST_FAIL = "_cast_fail"  # _cast_fail_0, _cast_fail_1...: bit j = castable column j did not cast
+BITS = 63
+
+
+def bit_columns(prefix: str, flags: list[Column]) -> dict[str, Column]:
+    """Pack never-null boolean flags into long columns ``<prefix>_<k>``, 63 flags each.
+
+    Bits keep the per-row work codegen-friendly (no arrays, no lambdas) and the cached frame small.
+    """
+    out: dict[str, Column] = {}
+    for k in range(0, max(1, (len(flags) + BITS - 1) // BITS)):
+        chunk = flags[k * BITS:(k + 1) * BITS]
+        acc = F.lit(0).cast("long")
+        for j, flag in enumerate(chunk):
+            acc = acc.bitwiseOR(F.when(flag, F.lit(1 << j).cast("long")).otherwise(F.lit(0).cast("long")))
+        out[f"{prefix}_{k}"] = acc
+    return out
+
+
+def bit_set(prefix: str, index: int) -> Column:
+    """True when flag ``index`` is set in the ``<prefix>_*`` columns (never null)."""
+    k, j = divmod(index, BITS)
+    return F.col(f"{prefix}_{k}").bitwiseAND(F.lit(1 << j).cast("long")) != F.lit(0).cast("long")
+
+
+def castable_columns(dataset: Dataset) -> list[ContractColumn]:
+    """Contract columns that are cast from strings (and so can fail to), in declared order."""
+    return [c for c in contract_columns(dataset) if not isinstance(c.dtype, T.StringType)]
 
 
 def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -> DataFrame:
-    """Typed contract columns + kept extras + lineage + parse info (+ ``_cast_errors``, ``_raw``).
+    """Typed contract columns + kept extras + lineage + parse info (+ cast-failure bits, ``_raw``).
 
     Contract columns bronze does not have (added to the contract later) come out as typed nulls.
     With ``validate=False`` only the typed columns are built (no error tracking, no raw copy).
     """
     have = set(bronze.columns)
     typed_cols: list[Column] = []
-    errors: list[Column] = []
+    flags: list[Column] = []
     raw_fields: list[Column] = []
     for c in contract_columns(dataset):
         if c.name not in have:
             typed_cols.append(F.lit(None).cast(c.dtype).alias(c.name))
             raw_fields.append(F.lit(None).cast("string").alias(c.name))
+            if not isinstance(c.dtype, T.StringType):
+                flags.append(F.lit(False))
             continue
         typed = cast_column(dataset, c.name, c.dtype)
         typed_cols.append(typed.alias(c.name))
         raw_fields.append(F.col(quote(c.name)).cast("string").alias(c.name))
         failed = cast_failed(c.name, c.dtype, typed)
         if failed is not None:
-            errors.append(
-                F.when(
-                    failed,
-                    F.struct(
-                        F.lit(c.name).alias("column"),
-                        F.lit("cast").alias("check"),
-                        F.col(quote(c.name)).cast("string").alias("value"),
-                    ),
-                )
-            )
+            flags.append(failed)
     passthrough = [F.col(quote(c)) for c in extra_columns(dataset, bronze.columns)]
     meta = [
         (F.col(c) if c in have else F.lit(None).cast("string")).alias(c)
@@ -151,10 +171,6 @@ def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -
     lineage = [F.col(c) for c in lake.LINEAGE_COLUMNS]
     tracking: list[Column] = []
     if validate:
-        cast_errors = (
-            F.filter(F.array(*errors), lambda e: e.isNotNull())
-            if errors
-            else F.array().cast(ERROR_TYPE)
-        )
-        tracking = [cast_errors.cast(ERROR_TYPE).alias(CAST_ERRORS), F.struct(*raw_fields).alias(RAW)]
+        tracking = [v.alias(k) for k, v in bit_columns(CAST_FAIL, flags).items()]
+        tracking.append(F.struct(*raw_fields).alias(RAW))
     return bronze.select(*typed_cols, *passthrough, *lineage, *meta, *tracking)

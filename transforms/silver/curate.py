@@ -25,9 +25,9 @@ from ingestion.runs import RunLedger, RunRecord
 from ingestion.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
-from transforms.silver.expectations import ERRORS, SEVERITY
+from transforms.silver.expectations import ERRORS
 from transforms.silver.hooks import SilverTransform, find_transform
-from transforms.silver.pipeline import KEEP_MAX, Prepared, fail_reasons, prepare
+from transforms.silver.pipeline import Prepared, fail_reasons, prepare
 from transforms.silver.silver import (
     SCHEMA_CHECK,
     append,
@@ -120,7 +120,11 @@ def _run(
         state.pending = {"after": after, "upto": upto, "run_id": record.run_id}
         st.save(storage, state)
 
-    prepared = prepare(dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform)
+    silver_uri = storage.uri(lake.silver_table(dataset.name))
+    prepared = prepare(
+        dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform,
+        schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
+    )
     try:
         _write(spark, storage, dataset, record, prepared, rng.rows, state)
     finally:
@@ -169,7 +173,7 @@ def _write(
         return
 
     silver_rows = prepared.silver_rows()
-    problems = schema_problems(spark, silver_uri, silver_rows.schema, dataset)
+    problems = prepared.schema_problems
     quarantined: DataFrame | None = None
     if prepared.plan is not None:
         quarantined = prepared.rows_at("quarantine")
@@ -181,7 +185,7 @@ def _write(
                 for c, why in problems
             ]
         )
-        blocked = prepared.frame.where(F.col(SEVERITY) <= KEEP_MAX).withColumn(
+        blocked = prepared.kept_rows_with_errors().withColumn(
             ERRORS, F.concat(F.col(ERRORS), reasons_col)
         )
         quarantined = blocked if quarantined is None else quarantined.unionByName(blocked)

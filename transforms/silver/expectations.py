@@ -30,7 +30,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Window
 
 from ingestion import lake
-from transforms.silver.casting import CAST_ERRORS, ERROR_TYPE, quote
+from transforms.silver.casting import CAST_FAIL, ERROR_TYPE, RAW, bit_columns, bit_set, quote
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
@@ -240,7 +240,7 @@ def compile_plan(dataset: Dataset) -> Plan:
             missing = c.isNull()
             if name in plan.cast_actions:
                 # A value that did not cast is reported as ``cast``, not also as a null.
-                missing = missing & ~F.exists(CAST_ERRORS, _matcher(name, "cast"))
+                missing = missing & ~bit_set(CAST_FAIL, list(plan.cast_actions).index(name))
             plan.expectations.append(
                 Expectation(name, "not_nullable", action, missing, F.lit(None).cast("string"),
                             "not_nullable")
@@ -297,55 +297,89 @@ def _reason(column: str | None, check: str, value: Column) -> Column:
     )
 
 
-def apply_plan(df: DataFrame, plan: Plan) -> DataFrame:
-    """Add ``_errors`` (all reasons of the row) and ``_severity`` (0 = clean) in one projection.
+FAIL = "_fail"  # _fail_0, _fail_1...: bit i = expectation i failed on the row
 
-    A row malformed in its file (``_corrupt_record`` set) carries only its ``parse`` reason: its
-    other columns are null because of the parse error, not because of their own checks.
+
+def apply_plan(df: DataFrame, plan: Plan, *, errors: bool = True) -> DataFrame:
+    """Add failure bits, ``_severity`` (0 = clean) and, with ``errors``, ``_errors``.
+
+    Each check is evaluated once per row into a bit; severity, counts and reasons are read from
+    the bits. A row malformed in its file (``_corrupt_record`` set) carries only its ``parse``
+    reason: its other columns are null because of the parse error, not their own checks.
     """
-    reasons = [F.when(e.failed, _reason(e.column, e.check, e.value)) for e in plan.expectations]
-    row_errors = F.concat(
-        F.col(CAST_ERRORS),
-        F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array().cast(ERROR_TYPE),
-    )
-    cast_levels: list[Column] = []
-    if plan.cast_actions:
-        if len(set(plan.cast_actions.values())) == 1:
-            sev = SEVERITY_OF[next(iter(plan.cast_actions.values()))]
-            cast_levels.append(F.when(F.size(CAST_ERRORS) > 0, F.lit(sev)))
-        else:
-            for name, action in plan.cast_actions.items():
-                hit = F.exists(CAST_ERRORS, _matcher(name, "cast"))
-                cast_levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
-    levels = cast_levels + [F.when(e.failed, F.lit(SEVERITY_OF[e.action])) for e in plan.expectations]
-    severity = F.greatest(F.lit(0), F.lit(0), *levels)
     corrupt = F.col(lake.CORRUPT_RECORD).isNotNull()
+    fail_bits = bit_columns(FAIL, [e.failed for e in plan.expectations])
+    df = df.withColumns(
+        {k: F.when(corrupt, F.lit(0).cast("long")).otherwise(v) for k, v in fail_bits.items()}
+    )
+    levels: list[Column] = []
+    by_action: dict[str, list[int]] = {}
+    for j, action in enumerate(plan.cast_actions.values()):
+        by_action.setdefault(action, []).append(j)
+    for action, idx in by_action.items():
+        hit = F.lit(False)
+        for k in sorted({j // 63 for j in idx}):
+            mask = sum(1 << (j % 63) for j in idx if j // 63 == k)
+            hit = hit | (F.col(f"{CAST_FAIL}_{k}").bitwiseAND(F.lit(mask).cast("long")) != 0)
+        levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
+    by_action = {}
+    for i, e in enumerate(plan.expectations):
+        by_action.setdefault(e.action, []).append(i)
+    for action, idx in by_action.items():
+        hit = F.lit(False)
+        for k in sorted({i // 63 for i in idx}):
+            mask = sum(1 << (i % 63) for i in idx if i // 63 == k)
+            hit = hit | (F.col(f"{FAIL}_{k}").bitwiseAND(F.lit(mask).cast("long")) != 0)
+        levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
+    severity = F.greatest(F.lit(0), F.lit(0), *levels)
+    df = df.withColumn(
+        SEVERITY, F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity)
+    )
+    return with_errors(df, plan) if errors else df
+
+
+def with_errors(df: DataFrame, plan: Plan) -> DataFrame:
+    """Add ``_errors`` (array of ``{column, check, value}``) from the failure bits.
+
+    Built only where a bit is set: clean rows get an empty array without evaluating the array.
+    """
+    corrupt = F.col(lake.CORRUPT_RECORD).isNotNull()
+    have_raw = RAW in df.columns
+    reasons: list[Column] = []
+    for j, name in enumerate(plan.cast_actions):
+        raw = F.col(f"{RAW}.{quote(name)}") if have_raw else F.lit(None).cast("string")
+        reasons.append(F.when(bit_set(CAST_FAIL, j), _reason(name, "cast", raw)))
+    for i, e in enumerate(plan.expectations):
+        reasons.append(F.when(bit_set(FAIL, i), _reason(e.column, e.check, e.value)))
+    any_bit = F.lit(False)
+    for c in df.columns:
+        if c.startswith(f"{FAIL}_") or c.startswith(f"{CAST_FAIL}_"):
+            any_bit = any_bit | (F.col(c) != 0)
     parse = F.array(_reason(PARSE_COLUMN, "parse", F.col(lake.PARSE_ERROR)))
-    return df.withColumns(
-        {
-            ERRORS: F.when(corrupt, parse).otherwise(row_errors).cast(ERROR_TYPE),
-            SEVERITY: F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity),
-        }
-    ).drop(CAST_ERRORS)
+    listed = F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array()
+    return df.withColumn(
+        ERRORS,
+        F.when(corrupt, parse)
+        .when(any_bit, listed)
+        .otherwise(F.array())
+        .cast(ERROR_TYPE),
+    )
 
 
 def count_columns(plan: Plan) -> dict[str, Column]:
-    """Aggregate columns counting rows per reason (``column.check`` -> count) over ``_errors``."""
-    out: dict[str, Column] = {}
-    for column, check in plan.rule_keys():
-        key = f"{column}.{check}" if column else check
-        out[key] = F.sum(F.exists(ERRORS, _matcher(column, check)).cast("long"))
+    """Aggregate columns counting rows per reason key (``column.check``), from the bits."""
+    out: dict[str, Column] = {
+        f"{PARSE_COLUMN}.parse": F.sum(F.col(lake.CORRUPT_RECORD).isNotNull().cast("long"))
+    }
+    for j, name in enumerate(plan.cast_actions):
+        out[f"{name}.cast"] = F.sum(bit_set(CAST_FAIL, j).cast("long"))
+    for i, e in enumerate(plan.expectations):
+        out[e.key] = F.sum(bit_set(FAIL, i).cast("long"))
     return out
 
 
-def _matcher(column: str | None, check: str) -> Callable[[Column], Column]:
-    """A one-argument predicate on a reason struct (PySpark counts lambda parameters)."""
-
-    def hit(r: Column) -> Column:
-        col_ok = r["column"].isNull() if column is None else r["column"] == F.lit(column)
-        return col_ok & (r["check"] == F.lit(check))
-
-    return hit
+def bit_column_names(df: DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(f"{FAIL}_") or c.startswith(f"{CAST_FAIL}_")]
 
 
 def evaluate_uncompiled(df: DataFrame, plan: Plan) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ aggregation for every count and dataset rule.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Window
 
 from ingestion import lake
-from transforms.silver.casting import CAST_ERRORS, RAW, cast_bronze, contract_columns, extra_columns, quote
+from transforms.silver.casting import RAW, cast_bronze, contract_columns, extra_columns, quote
 from transforms.silver.errors import CurateError
 from transforms.silver.expectations import (
     ERRORS,
@@ -24,22 +25,25 @@ from transforms.silver.expectations import (
     SEVERITY_OF,
     Plan,
     apply_plan,
+    bit_column_names,
     compile_plan,
     count_columns,
     evaluate_uncompiled,
+    with_errors,
 )
 from transforms.silver.hooks import SilverTransform
 from transforms.silver.silver import order_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
 
     from ingestion.contracts import Dataset
 
 log = logging.getLogger(__name__)
 
 RANK = "_rank"
-INTERNAL = (ERRORS, SEVERITY, RANK, RAW, CAST_ERRORS, lake.CORRUPT_RECORD, lake.PARSE_ERROR)
+INTERNAL = (ERRORS, SEVERITY, RANK, RAW, lake.CORRUPT_RECORD, lake.PARSE_ERROR)
 KEEP_MAX = SEVERITY_OF["warn"]  # rows at or below this severity go to silver
 
 
@@ -92,17 +96,28 @@ class Prepared:
     rule_counts: dict[str, int] = field(default_factory=dict)
     dataset_rules: list[dict[str, Any]] = field(default_factory=list)
     uncompiled_failed: list[dict[str, Any]] = field(default_factory=list)
-    pandera: dict[str, Any] = field(default_factory=dict)
+    schema_problems: list[tuple[str, str]] = field(default_factory=list)
 
     def silver_rows(self) -> DataFrame:
         """One row per key, the newest kept row: what the MERGE gets."""
         df = self.frame.where(F.col(RANK) == 1)
         if SEVERITY in self.frame.columns:
             df = df.where(F.col(SEVERITY) <= KEEP_MAX)
-        return df.drop(*[c for c in INTERNAL if c in df.columns])
+        return df.drop(*[c for c in (*INTERNAL, *bit_column_names(df)) if c in df.columns])
 
     def rows_at(self, action: str) -> DataFrame:
-        return self.frame.where(F.col(SEVERITY) == SEVERITY_OF[action])
+        """The rows whose action is ``action``, with their ``_errors``."""
+        assert self.plan is not None
+        return with_errors(self.frame.where(F.col(SEVERITY) == SEVERITY_OF[action]), self.plan)
+
+    def kept_rows_with_errors(self) -> DataFrame:
+        """Every row bound for silver (also superseded ones), with ``_errors`` (maybe empty)."""
+        assert self.plan is not None
+        return with_errors(self.frame.where(F.col(SEVERITY) <= KEEP_MAX), self.plan)
+
+    def all_rows_with_errors(self) -> DataFrame:
+        assert self.plan is not None
+        return with_errors(self.frame, self.plan)
 
     def release(self) -> None:
         self.frame.unpersist()
@@ -115,8 +130,13 @@ def prepare(
     validate: bool = True,
     transform: SilverTransform | None = None,
     dataset_rules: bool = True,
+    schema_check: Callable[[StructType], list[tuple[str, str]]] | None = None,
 ) -> Prepared:
-    """Cast, transform, validate and rank ``rows`` (bronze-shaped); persist and count them."""
+    """Cast, transform, validate and rank ``rows`` (bronze-shaped); persist and count them.
+
+    ``schema_check`` gets the schema silver would receive and returns breaking problems; when
+    there are some, every row keeps its raw values (the whole batch will go to quarantine).
+    """
     contract = [c.name for c in contract_columns(dataset)]
     extras = extra_columns(dataset, rows.columns)
     typed = cast_bronze(dataset, rows, validate=validate)
@@ -128,14 +148,19 @@ def prepare(
             dataset.name, f"typed batch does not match the contract's schema: {summary}", "schema_mismatch"
         )
     plan = compile_plan(dataset) if validate else None
-    df = apply_plan(typed, plan) if plan is not None else typed
+    df = apply_plan(typed, plan, errors=False) if plan is not None else typed
     order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
     keep_first = [(F.col(SEVERITY) <= KEEP_MAX).desc()] if plan is not None else []
     window = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key]).orderBy(*keep_first, *order)
     df = df.withColumn(RANK, F.row_number().over(window))
     prepared = Prepared(frame=df, plan=plan, contract=contract, extras=extras)
+    if schema_check is not None:
+        prepared.schema_problems = schema_check(prepared.silver_rows().schema)
     if plan is None:
         return prepared  # nothing to count: Delta's commit metrics give the row counts
+    if not prepared.schema_problems:
+        # Only rows bound for quarantine need their raw strings: keep the cached frame small.
+        df = df.withColumn(RAW, F.when(F.col(SEVERITY) == SEVERITY_OF["quarantine"], F.col(RAW)))
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
     prepared.frame = df
     _count(prepared, dataset, dataset_rules=dataset_rules)

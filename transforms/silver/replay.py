@@ -86,7 +86,10 @@ def _run(
     record.input_from = record.input_to = qv
     stored = spark.read.format("delta").option("versionAsOf", qv).load(q_uri)
     rows = stored.drop(ERRORS, *[c for c in q.BOOKKEEPING if c in stored.columns])
-    prepared = prepare(dataset, rows, validate=True, transform=transform, dataset_rules=False)
+    prepared = prepare(
+        dataset, rows, validate=True, transform=transform, dataset_rules=False,
+        schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
+    )
     try:
         counts = prepared.counts
         record.rows_read = counts["rows"]
@@ -100,7 +103,7 @@ def _run(
         record.rows_quarantined = counts["quarantined"]
         reasons = fail_reasons(prepared)
         silver_rows = prepared.silver_rows()
-        problems = schema_problems(spark, silver_uri, silver_rows.schema, dataset)
+        problems = prepared.schema_problems
         if problems:
             reasons.append(
                 "silver's schema still conflicts: "
@@ -121,7 +124,7 @@ def _run(
             record.details["not_newer"] = counts["kept"] - written
         released = counts["kept"] + counts["superseded"] + counts["dropped"]
         record.details["released"] = released
-        _clean_up(spark, q_uri, prepared.frame, dataset.name, qv)
+        _clean_up(spark, q_uri, prepared.all_rows_with_errors(), dataset.name, qv)
         log.info(
             "replay %s: %d re-validated, %d moved to silver, %d dropped, %d still quarantined",
             dataset.name, record.rows_read, record.rows_written, record.rows_dropped,

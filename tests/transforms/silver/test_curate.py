@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pandera.pyspark as pa
+import pyspark.sql.types as T
 import pytest
 from chispa import assert_df_equality
 
@@ -73,3 +75,299 @@ def test_orders_good_bad_and_duplicates(spark, lake, catalog, write_bronze):
     assert_df_equality(reasons, exp, ignore_nullable=True)
     runs = RunLedger(spark, lake).latest(dataset="orders", job="curate")
     assert runs[0]["status"] == "succeeded" and runs[0]["rows_quarantined"] == 4
+
+
+# --- small contracts for focused cases -------------------------------------------------------------
+def items_dataset(**overrides):  # noqa: ANN003, ANN201
+    """A small CSV contract: key ``id``, ``qty`` 1..10, ``code`` pattern, ordered by ``ts``."""
+    from ingestion.contracts import Csv, Dataset
+
+    def columns():  # noqa: ANN202
+        class Items(pa.DataFrameModel):
+            id: T.StringType() = pa.Field(nullable=False)
+            qty: T.IntegerType() = pa.Field(ge=1, le=10, nullable=True)
+            code: T.StringType() = pa.Field(str_matches=r"[A-Z]{2}", nullable=True)
+            ts: T.TimestampType() = pa.Field(nullable=False)
+
+        return Items
+
+    args = dict(
+        name="items", landing="items/*.csv", format=Csv(timestamp_format="yyyy-MM-dd HH:mm"),
+        columns=columns, primary_key=("id",), order_by="ts",
+    )
+    args.update(overrides)
+    return Dataset(**args)
+
+
+ITEMS = ["id", "qty", "code", "ts"]
+
+
+def item(i: str, qty: str | None = "1", code: str | None = "AB", ts: str = "2026-11-01 10:00") -> dict:
+    return {"id": i, "qty": qty, "code": code, "ts": ts}
+
+
+def versions(spark, lake, path: str) -> int | None:  # noqa: ANN001
+    from ingestion.spark.delta import table_version
+
+    return table_version(spark, lake.uri(path))
+
+
+def test_each_action_warn_drop_quarantine(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    ds = items_dataset(check_actions={"qty.less_than_or_equal_to": "warn", "code.str_matches": "drop"})
+    cat = Catalog([ds])
+    write_bronze("items", ITEMS, [
+        item("a"),
+        item("b", qty="11"),        # warn: kept, counted
+        item("c", code="x1"),       # drop: gone, counted
+        item("d", qty="0"),         # quarantine (default action)
+    ], batch=1)
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "succeeded", rec.error
+    assert (rec.rows_warned, rec.rows_dropped, rec.rows_quarantined, rec.rows_written) == (1, 1, 1, 2)
+    assert rec.rules == {"qty.less_than_or_equal_to": 1, "code.str_matches": 1, "qty.greater_than_or_equal_to": 1}
+    exp = spark.createDataFrame([("a", 1), ("b", 11)], "id string, qty int")
+    assert_df_equality(silver(spark, lake, "items", "id", "qty").orderBy("id"), exp, ignore_nullable=True)
+    q = quarantined(spark, lake, "items").selectExpr("id", "qty", "inline(_errors)")
+    exp_q = spark.createDataFrame(
+        [("d", "0", "qty", "greater_than_or_equal_to", "0")],
+        "id string, qty string, column string, check string, value string",
+    )
+    assert_df_equality(q, exp_q, ignore_nullable=True)
+
+
+@pytest.mark.floor
+def test_fail_leaves_silver_untouched(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    cat = Catalog([items_dataset(check_actions={"qty": "fail"})])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    assert curate(spark, lake, cat, "items").status == "succeeded"
+    silver_v = versions(spark, lake, "silver/items")
+    write_bronze("items", ITEMS, [item("b"), item("c", qty="99")], batch=2)
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "failed"
+    assert "qty.less_than_or_equal_to (1)" in rec.error
+    assert versions(spark, lake, "silver/items") == silver_v
+    assert versions(spark, lake, "quarantine/items/rows") is None
+    exp = spark.createDataFrame([("a",)], "id string")
+    assert_df_equality(silver(spark, lake, "items", "id"), exp, ignore_nullable=True)
+    ledger = RunLedger(spark, lake).latest(dataset="items")
+    assert ledger[0]["status"] == "failed" and "fail" in ledger[0]["error"]
+    # The watermark did not move: after the contract is fixed, the same rows are curated.
+    fixed = Catalog([items_dataset(check_actions={"qty": "warn"})])
+    rec = curate(spark, lake, fixed, "items")
+    assert rec.status == "succeeded" and (rec.input_from, rec.rows_read, rec.rows_warned) == (1, 2, 1)
+
+
+def test_dataset_rule_fail_and_warn(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog, DatasetRule
+
+    rules = (
+        DatasetRule(name="few_missing_codes", expr="avg(cast(code is null as int)) < 0.5", action="fail"),
+        DatasetRule(name="big_batch", expr="count(*) >= 100", action="warn"),
+    )
+    cat = Catalog([items_dataset(dataset_rules=rules)])
+    write_bronze("items", ITEMS, [item("a", code=None), item("b", code=None), item("c")], batch=1)
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "failed" and "few_missing_codes" in rec.error
+    assert versions(spark, lake, "silver/items") is None
+    write_bronze("items", ITEMS, [item("d"), item("e")], batch=2)
+    cat2 = Catalog([items_dataset(dataset_rules=rules[1:])])
+    rec = curate(spark, lake, cat2, "items")
+    assert rec.status == "succeeded" and rec.rows_written == 5
+    assert rec.rules["dataset.big_batch"] == 1
+    assert [r["passed"] for r in rec.details["dataset_rules"]] == [False]
+
+
+def test_latest_wins_by_order_then_ingestion_and_late_updates_lose(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [
+        item("a", qty="1", ts="2026-11-01 10:00"),
+        item("a", qty="2", ts="2026-11-01 12:00"),   # newest by ts within the batch
+        item("a", qty="3", ts="2026-11-01 11:00"),
+        item("b", qty="1", ts="2026-11-01 10:00"),
+        item("b", qty="2", ts="2026-11-01 10:00"),   # same ts: later in the file wins
+    ], batch=1)
+    assert curate(spark, lake, cat, "items").status == "succeeded"
+    write_bronze("items", ITEMS, [
+        item("a", qty="4", ts="2026-11-01 09:00"),   # an older update arriving late: loses
+        item("b", qty="5", ts="2026-11-01 10:00"),   # same ts, later batch: wins
+        item("c", qty="6"),
+    ], batch=2)
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "succeeded"
+    assert (rec.details["inserted"], rec.details["updated"], rec.details["not_newer"]) == (1, 1, 1)
+    exp = spark.createDataFrame([("a", 2), ("b", 5), ("c", 6)], "id string, qty int")
+    assert_df_equality(silver(spark, lake, "items", "id", "qty").orderBy("id"), exp, ignore_nullable=True)
+
+
+def test_idempotent_rerun_makes_no_new_version(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+    from transforms.silver import state
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
+    first = curate(spark, lake, cat, "items")
+    assert first.status == "succeeded"
+    before = (versions(spark, lake, "silver/items"), versions(spark, lake, "quarantine/items/rows"))
+    again = curate(spark, lake, cat, "items")
+    assert again.status == "skipped"
+    # Even when the watermark is lost and the same range is redone, Delta skips both writes.
+    lake.delete(state.state_path("items"))
+    redo = curate(spark, lake, cat, "items")
+    assert redo.status == "succeeded"
+    assert (versions(spark, lake, "silver/items"), versions(spark, lake, "quarantine/items/rows")) == before
+    assert quarantined(spark, lake, "items").count() == 1
+    assert silver(spark, lake, "items").count() == 1
+
+
+@pytest.mark.floor
+def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write_bronze, monkeypatch):
+    import importlib
+
+    from ingestion.contracts import Catalog
+    from transforms.silver import state
+
+    job = importlib.import_module("transforms.silver.curate")
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
+
+    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("killed after the MERGE")
+
+    monkeypatch.setattr(job, "append", crash)
+    with pytest.raises(RuntimeError):
+        curate(spark, lake, cat, "items")
+    assert state.load(lake, "items").pending == {"after": -1, "upto": 0, "run_id": state.load(lake, "items").pending["run_id"]}
+    silver_v = versions(spark, lake, "silver/items")
+    assert silver_v is not None and versions(spark, lake, "quarantine/items/rows") is None
+    write_bronze("items", ITEMS, [item("c")], batch=2)   # new data meanwhile: not mixed in
+    monkeypatch.undo()
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "succeeded" and (rec.input_from, rec.input_to) == (0, 0)
+    assert versions(spark, lake, "silver/items") == silver_v  # the MERGE was not redone
+    assert quarantined(spark, lake, "items").count() == 1
+    rec = curate(spark, lake, cat, "items")
+    assert (rec.input_from, rec.input_to, rec.rows_written) == (1, 1, 1)
+    exp = spark.createDataFrame([("a",), ("c",)], "id string")
+    assert_df_equality(silver(spark, lake, "items", "id").orderBy("id"), exp, ignore_nullable=True)
+    assert state.load(lake, "items").bronze_version == 1
+
+
+def test_parse_errors_go_to_quarantine_with_their_reason(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [
+        item("a"),
+        {"_corrupt_record": 'a,"unclosed', "_parse_error": "unterminated quote"},
+    ], batch=1)
+    rec = curate(spark, lake, cat, "items")
+    assert rec.rules == {"_record.parse": 1} and rec.rows_quarantined == 1
+    q = quarantined(spark, lake, "items").selectExpr("_corrupt_record", "inline(_errors)")
+    exp = spark.createDataFrame(
+        [('a,"unclosed', "_record", "parse", "unterminated quote")],
+        "_corrupt_record string, column string, check string, value string",
+    )
+    assert_df_equality(q, exp, ignore_nullable=True)
+
+
+def test_breaking_type_change_quarantines_the_batch(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    assert curate(spark, lake, Catalog([items_dataset()]), "items").status == "succeeded"
+    silver_v = versions(spark, lake, "silver/items")
+
+    def columns_v2():  # qty becomes a long: silver has int
+        class Items(pa.DataFrameModel):
+            id: T.StringType() = pa.Field(nullable=False)
+            qty: T.LongType() = pa.Field(nullable=True)
+            code: T.StringType() = pa.Field(nullable=True)
+            ts: T.TimestampType() = pa.Field(nullable=False)
+
+        return Items
+
+    write_bronze("items", ITEMS, [item("b"), item("c", qty="x")], batch=2)
+    rec = curate(spark, lake, Catalog([items_dataset(columns=columns_v2)]), "items")
+    assert rec.status == "succeeded" and rec.rows_quarantined == 2 and rec.rows_written == 0
+    assert rec.details["schema_problems"] == [{"column": "qty", "reason": "silver has int, the batch has bigint"}]
+    assert versions(spark, lake, "silver/items") == silver_v
+    q = quarantined(spark, lake, "items").selectExpr("id", "inline(_errors)").orderBy("id", "check")
+    exp = spark.createDataFrame(
+        [
+            ("b", "qty", "schema", "silver has int, the batch has bigint"),
+            ("c", "qty", "cast", "x"),
+        ],
+        "id string, column string, check string, value string",
+    )
+    assert_df_equality(q, exp, ignore_nullable=True)
+
+
+def test_evolve_adds_new_columns_freeze_does_not(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    cat = Catalog([items_dataset(schema_policy="evolve")])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    curate(spark, lake, cat, "items")
+    write_bronze("items", ITEMS, [{**item("b"), "colour": "red"}], batch=2, extra=["colour"])
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "succeeded"
+    exp = spark.createDataFrame([("a", None), ("b", "red")], "id string, colour string")
+    assert_df_equality(silver(spark, lake, "items", "id", "colour").orderBy("id"), exp, ignore_nullable=True)
+
+
+def test_uncompiled_check_is_evaluated_by_pandera_at_batch_level(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    def columns():  # unique_values_eq is a whole-column check: no row builder
+        class Items(pa.DataFrameModel):
+            id: T.StringType() = pa.Field(nullable=False)
+            qty: T.IntegerType() = pa.Field(nullable=True)
+            code: T.StringType() = pa.Field(nullable=True, unique_values_eq=["AB", "CD"])
+            ts: T.TimestampType() = pa.Field(nullable=False)
+
+        return Items
+
+    write_bronze("items", ITEMS, [item("a"), item("b", code="ZZ")], batch=1)
+    warn = Catalog([items_dataset(columns=columns, check_actions={"code.unique_values_eq": "warn"})])
+    rec = curate(spark, lake, warn, "items")
+    assert rec.status == "succeeded" and rec.details["uncompiled_checks"] == ["code.unique_values_eq"]
+    assert rec.rules == {"code.unique_values_eq": 1}
+    write_bronze("items", ITEMS, [item("c", code="ZZ")], batch=2)
+    rec = curate(spark, lake, Catalog([items_dataset(columns=columns)]), "items")
+    assert rec.status == "failed" and "code.unique_values_eq has no Spark builder" in rec.error
+
+
+@pytest.mark.floor
+def test_customers_ingestion_order_rescue_and_transform(spark, lake, catalog, write_bronze):
+    cols = ["customer_id", "name", "email", "country", "segment", "signup_date", "lifetime_value"]
+
+    def cust(cid: str, **kw: str | None) -> dict:
+        row = {"customer_id": cid, "name": "Ann", "email": "ann@example.com", "country": "DE",
+               "segment": "consumer", "signup_date": "2026-01-02", "lifetime_value": "12.5"}
+        row.update(kw)
+        return row
+
+    write_bronze("customers", cols, [
+        cust("C-001", name="Old"),
+        cust("C-001", name="  New  Name ", email=" NEW@Example.COM", _rescued_data='{"vip": "yes"}'),
+        cust("C-002", country="XX"),
+    ], batch=1, path="customers/a.jsonl")
+    write_bronze("customers", cols, [cust("C-003", lifetime_value="-1")], batch=2, path="customers/b.jsonl")
+    rec = curate(spark, lake, catalog, "customers")
+    assert rec.status == "succeeded", rec.error
+    assert rec.rules == {"country.isin": 1, "lifetime_value.greater_than_or_equal_to": 1}
+    exp = spark.createDataFrame(
+        [("C-001", "New Name", "new@example.com", '{"vip": "yes"}', 1, 2)],
+        "customer_id string, name string, email string, _rescued_data string, _batch_id long, _source_row long",
+    )
+    assert_df_equality(silver(spark, lake, "customers", *exp.columns), exp, ignore_nullable=True)
+    write_bronze("customers", cols, [cust("C-001", name="Newest")], batch=3, path="customers/c.jsonl")
+    curate(spark, lake, catalog, "customers")
+    names = silver(spark, lake, "customers", "name").collect()
+    assert [r["name"] for r in names] == ["Newest"]
