@@ -132,6 +132,9 @@ class AzureMLRegistry(AssetRegistry):
             )
         return self._client
 
+    def asset_uri(self, storage: Storage, path: str) -> str:
+        return asset_uri(self.ml, storage, path)
+
     def names(self) -> list[str]:
         return self.mirror.names()
 

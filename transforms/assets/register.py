@@ -216,12 +216,7 @@ def register(
         if problems:
             raise LoadCheckError(label, folder, problems)
         record.rows_read = check.rows_delta
-        if registry.kind == "azureml":
-            from transforms.assets.azureml import asset_uri
-
-            target = asset_uri(settings.ml, storage, folder)
-        else:
-            target = storage.uri(folder)
+        target = registry.asset_uri(storage, folder)
 
         # 2. profile, drift against the previous version's stored profile, report
         prev_profile = local.read_json(last.name, last.version, "profile.json") if last else None

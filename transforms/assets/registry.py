@@ -100,6 +100,10 @@ class AssetRegistry(abc.ABC):
         """Register ``asset``; an existing (name, version) is never overwritten."""
 
     # --- shared ------------------------------------------------------------------------------
+    def asset_uri(self, storage: Storage, path: str) -> str:
+        """Where this registry's users read the asset folder at lake ``path`` from."""
+        return storage.uri(path)
+
     def latest(self, name: str) -> AssetVersion | None:
         found = self.versions(name)
         return found[-1] if found else None
