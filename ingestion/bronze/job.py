@@ -335,7 +335,7 @@ class IngestJob:
         return df.select(*cols), rows_by_path, raw
 
     def _reject(self, f: ManifestFile, reason: str, code: str) -> None:
-        log.warning("rejecting %s: %s", f.path, code)
+        log.info("rejecting %s: %s", f.path, code)  # reported in the result, manifest and ledger
         f.disposition = "rejected"
         f.reason = reason
         f.reason_code = code

@@ -29,16 +29,93 @@ def _land_batch(ctx: Context, batch: int) -> list[Any]:
     return events
 
 
-def _zone_rows(ctx: Context, dataset: str) -> dict[str, int | None]:
-    from ingestion.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
+def _count(ctx: Context, path: str) -> int | None:
     from ingestion.spark.delta import is_delta
 
-    out: dict[str, int | None] = {}
-    for zone, path in (("bronze", bronze_table(dataset)), ("silver", silver_table(dataset)),
-                       ("quarantine", quarantine_rows_table(dataset)), ("gold", gold_table(dataset))):
-        uri = ctx.storage.uri(path)
-        out[zone] = ctx.spark.read.format("delta").load(uri).count() if is_delta(ctx.spark, uri) else None
-    return out
+    uri = ctx.storage.uri(path)
+    return ctx.spark.read.format("delta").load(uri).count() if is_delta(ctx.spark, uri) else None
+
+
+def _stage(label: str, fn: Any) -> Any:
+    with console.status(label):
+        return fn()
+
+
+def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
+    """Land one batch, then ingest, curate, publish and register every dataset."""
+    from ingestion.bronze.job import ingest
+    from transforms.assets import register
+    from transforms.gold import publish
+    from transforms.silver import curate
+
+    events = _land_batch(ctx, batch)
+    queued = sum(e.outcome == "queued" for e in events)
+    console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
+    names = ctx.catalog.names()
+    for name in names:
+        r = _stage(f"ingest {name}", lambda: ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60))
+        if r.status == "skipped":
+            console.print(f"  ingest   {name}: nothing new")
+            continue
+        note = f", {r.files_rejected} file(s) quarantined" if r.files_rejected else ""
+        console.print(f"  ingest   {name}: batch {r.batch} -> bronze v{r.bronze_version}, {r.rows} rows{note}")
+        for rej in r.rejected:
+            console.print(f"    [yellow]file quarantined[/] {rej['path']}: {rej['reason']}")
+    for name in names:
+        c = _stage(f"curate {name}", lambda: curate(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        if c.status == "skipped":
+            console.print(f"  curate   {name}: nothing new")
+        else:
+            console.print(
+                f"  curate   {name}: bronze v{c.input_from}..v{c.input_to} -> silver v{c.output_version}: "
+                f"{c.rows_read} read, {c.rows_written} merged, {c.rows_quarantined} quarantined, "
+                f"{c.rows_dropped} dropped"
+            )
+    results = []
+    for name in names:
+        if ctx.catalog.get(name).gold is None:
+            continue
+        p = _stage(f"publish {name}", lambda: publish(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        gold_name = ctx.catalog.get(name).gold.name
+        what = "unchanged" if p.status == "skipped" else f"gold v{p.output_version}, {p.rows_written} rows written"
+        console.print(f"  publish  {gold_name}: {what}")
+        reg = _stage(f"register {gold_name}", lambda: register(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        results.append(reg)
+        if reg.status == "registered" and reg.asset is not None:
+            drift = f", drift: {(reg.drift or {}).get('verdict', 'n/a')}" if reg.previous else ""
+            cols = f" ({', '.join(reg.drifted)})" if reg.drifted else ""
+            console.print(f"  register {reg.asset.label} (Delta v{reg.asset.delta_version}){drift}{cols}")
+        else:
+            console.print(f"  register {gold_name}: {reg.status}" + (f" ({reg.reason})" if reg.reason else ""))
+    return results
+
+
+def _summary(ctx: Context) -> None:
+    from ingestion.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
+    from transforms.assets import open_registry
+    from transforms.silver.quarantine import counts_by_reason
+
+    rows = []
+    for name in ctx.catalog.names():
+        gold = ctx.catalog.get(name).gold
+        rows.append([
+            name, _count(ctx, bronze_table(name)), _count(ctx, silver_table(name)),
+            _count(ctx, quarantine_rows_table(name)),
+            f"{gold.name}: {_count(ctx, gold_table(gold.name))}" if gold else "-",
+        ])
+    console.print(table("rows per zone", ["dataset", "bronze", "silver", "quarantine", "gold"], rows))
+    reasons = [r for name in ctx.catalog.names() for r in counts_by_reason(ctx.spark, ctx.storage, name)]
+    console.print(table(
+        "quarantined rows by reason", ["dataset", "column", "check", "rows"],
+        [[r["dataset"], r["column"], r["check"], r["rows"]] for r in reasons],
+    ))
+    registry = open_registry(ctx.settings, ctx.storage)
+    assets = [a for n in registry.names() for a in registry.versions(n)]
+    console.print(table(
+        "asset versions", ["asset", "Delta version", "rows", "schema hash", "drift", "drifted columns"],
+        [[a.label, a.delta_version, a.tags.get("row_count"), str(a.tags.get("schema_hash", ""))[:12],
+          a.tags.get("drift_verdict"), a.tags.get("drift_columns") or "-"] for a in assets],
+    ))
 
 
 @app.command("demo")
@@ -46,8 +123,7 @@ def demo_cmd(
     lake: Path = typer.Option(Path("demo-lake"), "--lake", help="Folder for the demo's lake."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over: delete the demo lake first."),
 ) -> None:
-    """Land two batches of example data and run every stage, then summarise."""
-    from ingestion.bronze.job import ingest
+    """Land two batches of example data, run every stage on each, then summarise."""
     from ingestion.config import LakeSettings, Settings
 
     if fresh and lake.exists():
@@ -57,32 +133,25 @@ def demo_cmd(
     started = time.time()
 
     def body() -> None:
-        console.rule(f"headwater demo — lake at {lake.resolve()}")
-        runs = []
+        console.rule(f"headwater demo · lake at {lake.resolve()}")
+        _stage("starting Spark", lambda: ctx.spark)
+        last = []
         for batch in (1, 2):
-            events = _land_batch(ctx, batch)
-            queued = sum(e.outcome == "queued" for e in events)
-            console.print(f"[bold]batch {batch}[/]: {len(events)} files landed, {queued} new to the ledger")
-            for name in ctx.catalog.names():
-                with console.status(f"batch {batch}: ingest {name}"):
-                    r = ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60)
-                runs.append(r.as_dict())
-                if r.status == "skipped":
-                    console.print(f"  ingest {name}: nothing new (already ingested)")
-                    continue
-                note = f", {r.files_rejected} file(s) quarantined" if r.files_rejected else ""
-                console.print(f"  ingest {name}: batch {r.batch} -> bronze v{r.bronze_version}, {r.rows} rows{note}")
-                for rej in r.rejected:
-                    console.print(f"    [yellow]quarantined[/] {rej['path']}: {rej['reason']}")
-        rows = []
-        for name in ctx.catalog.names():
-            z = _zone_rows(ctx, name)
-            rows.append([name, z["bronze"], z["silver"], z["quarantine"], z["gold"]])
-        console.print(table("rows per zone", ["dataset", "bronze", "silver", "quarantine", "gold"], rows))
+            last = _batch(ctx, batch, settings) or last
+        _summary(ctx)
+        report = next((r.report_uri for r in last if r.report_uri), None)
+        if report is None:  # a rerun registers nothing new: show the latest report
+            from transforms.assets import open_registry
+
+            reg = open_registry(settings, ctx.storage)
+            latest = [reg.versions(n)[-1] for n in reg.names() if reg.versions(n)]
+            report = next((a.tags.get("drift_report") for a in latest if a.tags.get("drift_report")), None)
         console.print(
             Panel.fit(
                 f"done in {time.time() - started:.0f}s · lake: {lake}\n"
-                "next: headwater status · headwater demo (resumes) · headwater demo --fresh",
+                f"drift report: {report or 'n/a'}\n"
+                "next: headwater status · headwater assets list · headwater trace NAME:VERSION\n"
+                "      headwater demo (resumes, adds nothing) · headwater demo --fresh",
                 title="demo",
             )
         )
