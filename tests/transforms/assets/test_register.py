@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
 import gold_fixtures as gf
 from ingestion.contracts import Catalog
@@ -18,6 +17,7 @@ from ingestion.runs import RunLedger, RunRecord
 
 pytestmark = pytest.mark.spark
 mltable = pytest.importorskip("mltable")
+yaml = pytest.importorskip("yaml")
 
 N_CUSTOMERS = 30
 
