@@ -106,6 +106,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--variants", default="hand,off,on", help="comma-separated subset to time")
     args = parser.parse_args()
 
     from ingestion.contracts import Catalog
@@ -147,23 +148,30 @@ def main() -> int:
             assert rec.status == "succeeded", rec.error
             if variant == "on":
                 print(f"    on: read {rec.rows_read:,}, written {rec.rows_written:,}, "
-                      f"quarantined {rec.rows_quarantined:,}, rules {rec.rules}", flush=True)
+                      f"quarantined {rec.rows_quarantined:,}, rules {rec.rules}, phases {rec.details.get('seconds')}",
+                      flush=True)
         elapsed = time.perf_counter() - start
         shutil.rmtree(lake.root, ignore_errors=True)
         print(f"  {variant:>5}: {elapsed:7.2f}s", flush=True)
         return elapsed
 
     run("hand")  # warm-up: JIT, Delta's first-use costs; not counted
-    times: dict[str, list[float]] = {"hand": [], "off": [], "on": []}
+    variants = [v for v in args.variants.split(",") if v]
+    times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.repeat):
-        for variant in ("hand", "off", "on"):
+        for variant in variants:
             times[variant].append(run(variant))
+    # The machine may be shared: the median is the headline, the best run the least disturbed.
     med = {k: statistics.median(v) for k, v in times.items()}
-    r1 = med["off"] / med["hand"]
-    r2 = med["on"] / med["off"]
-    print(f"median: hand {med['hand']:.2f}s, curate(off) {med['off']:.2f}s, curate(on) {med['on']:.2f}s")
-    print(f"r1 = curate(validation off) / hand-written = {r1:.3f}  (target <= 1.10)")
-    print(f"r2 = curate(validation on) / curate(off)   = {r2:.3f}  (target <= 1.30)")
+    best = {k: min(v) for k, v in times.items()}
+    print("median: " + ", ".join(f"{k} {v:.2f}s" for k, v in med.items()))
+    print("best:   " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()))
+    if {"hand", "off"} <= set(times):
+        print(f"r1 = curate(validation off) / hand-written = {med['off'] / med['hand']:.3f} median, "
+              f"{best['off'] / best['hand']:.3f} best  (target <= 1.10)")
+    if {"off", "on"} <= set(times):
+        print(f"r2 = curate(validation on) / curate(off)   = {med['on'] / med['off']:.3f} median, "
+              f"{best['on'] / best['off']:.3f} best  (target <= 1.30)")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import pyspark.sql.functions as F
@@ -48,6 +49,28 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 _FIND = object()  # sentinel: look the transform up in transforms/datasets
+
+
+def staging_root(dataset: str) -> str:
+    return f"system/staging/curate/{dataset}"
+
+
+def staging_path(dataset: str, run_id: str) -> str:
+    """Where a run stages its validated batch (a Delta table, removed when the run ends)."""
+    return f"{staging_root(dataset)}/{run_id}"
+
+
+def remove_tree(spark: SparkSession, storage: Storage, prefix: str) -> None:
+    """Delete a staging folder: one recursive Hadoop delete, else object by object."""
+    try:
+        jvm = spark._jvm  # type: ignore[attr-defined]  # absent under Spark Connect
+        path = jvm.org.apache.hadoop.fs.Path(storage.uri(prefix))
+        path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)  # type: ignore[attr-defined]
+        return
+    except Exception:  # noqa: BLE001 - fall back to the storage API
+        pass
+    for info in list(storage.list(prefix)):
+        storage.delete(info.path)
 
 
 def curate(
@@ -114,6 +137,7 @@ def _run(
         record.details["reason"] = f"bronze has nothing after version {after}"
         record.finish("skipped")
         return
+    remove_tree(spark, storage, staging_root(dataset.name))  # what a crashed run may have left
     rng = bronze_range(spark, dataset.name, bronze_uri, after=after, upto=upto)
     record.details["batches"] = list(rng.batches)
     if not state.pending:
@@ -124,6 +148,8 @@ def _run(
     prepared = prepare(
         dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
+        staging=(storage.uri(staging_path(dataset.name, record.run_id)),
+                 lambda: remove_tree(spark, storage, staging_root(dataset.name))),
     )
     try:
         _write(spark, storage, dataset, record, prepared, rng.rows, state)
@@ -174,6 +200,12 @@ def _write(
 
     silver_rows = prepared.silver_rows()
     problems = prepared.schema_problems
+    if problems and prepared.plan is None:
+        # Without validation there is no quarantine to send the batch to: refuse, write nothing.
+        state.pending = None
+        st.save(storage, state)
+        record.finish("failed", "breaking schema change: " + "; ".join(f"{c}: {why}" for c, why in problems))
+        return
     quarantined: DataFrame | None = None
     if prepared.plan is not None:
         quarantined = prepared.rows_at("quarantine")
@@ -200,10 +232,12 @@ def _write(
     else:
         record.rows_quarantined = counts.get("quarantined", 0)
         if prepared.plan is None or counts.get("kept", 0) > 0:
+            started = time.perf_counter()
             version = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=silver_app_id(dataset.name), txn_version=upto,
             )
+            prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
             metrics = commit_metrics(spark, silver_uri, version)
             inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)
             updated = int(metrics.get("numTargetRowsUpdated", 0) or 0)
@@ -219,10 +253,13 @@ def _write(
             quarantined, contract=prepared.contract, extras=prepared.extras,
             run_id=record.run_id, bronze_version=upto,
         )
+        started = time.perf_counter()
         record.details["quarantine_version"] = append(
             spark, quarantine_uri, rows, app_id=q.quarantine_app_id(dataset.name), txn_version=upto
         )
+        prepared.seconds["quarantine"] = round(time.perf_counter() - started, 3)
 
+    record.details["seconds"] = prepared.seconds
     state.bronze_version = upto
     state.pending = None
     st.save(storage, state)

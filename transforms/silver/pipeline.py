@@ -8,6 +8,7 @@ aggregation for every count and dataset rule.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,8 @@ class Prepared:
     dataset_rules: list[dict[str, Any]] = field(default_factory=list)
     uncompiled_failed: list[dict[str, Any]] = field(default_factory=list)
     schema_problems: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cleanup: Callable[[], None] | None = None
 
     def silver_rows(self) -> DataFrame:
         """One row per key, the newest kept row: what the MERGE gets."""
@@ -120,7 +123,12 @@ class Prepared:
         return with_errors(self.frame, self.plan)
 
     def release(self) -> None:
-        self.frame.unpersist()
+        """Free the persisted frame, or remove the staging table."""
+        if self.cleanup is not None:
+            self.cleanup()
+            self.cleanup = None
+        else:
+            self.frame.unpersist()
 
 
 def prepare(
@@ -131,11 +139,17 @@ def prepare(
     transform: SilverTransform | None = None,
     dataset_rules: bool = True,
     schema_check: Callable[[StructType], list[tuple[str, str]]] | None = None,
+    staging: tuple[str, Callable[[], None]] | None = None,
 ) -> Prepared:
     """Cast, transform, validate and rank ``rows`` (bronze-shaped); persist and count them.
 
     ``schema_check`` gets the schema silver would receive and returns breaking problems; when
     there are some, every row keeps its raw values (the whole batch will go to quarantine).
+
+    ``staging`` = (Delta URI, remover): persist the validated frame as a staging Delta table
+    instead of Spark's cache. The MERGE then reads a plain Delta scan, which Delta does not
+    materialize a second time (it does for any other source), and the counts read only the
+    few columns they need. The remover deletes the table when the run is done.
     """
     contract = [c.name for c in contract_columns(dataset)]
     extras = extra_columns(dataset, rows.columns)
@@ -161,9 +175,16 @@ def prepare(
     if not prepared.schema_problems:
         # Only rows bound for quarantine need their raw strings: keep the cached frame small.
         df = df.withColumn(RAW, F.when(F.col(SEVERITY) == SEVERITY_OF["quarantine"], F.col(RAW)))
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    started = time.perf_counter()
+    if staging is not None:
+        uri, prepared.cleanup = staging
+        df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
+        df = df.sparkSession.read.format("delta").load(uri)
+    else:
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
     prepared.frame = df
     _count(prepared, dataset, dataset_rules=dataset_rules)
+    prepared.seconds["validate"] = round(time.perf_counter() - started, 3)
     prepared.uncompiled_failed = evaluate_uncompiled(df, plan)
     return prepared
 

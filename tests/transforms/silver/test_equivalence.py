@@ -68,9 +68,9 @@ def pandera_verdict(spark, rows):  # noqa: ANN001, ANN201
     return found
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(ROW, min_size=1, max_size=3))
+@given(rows=st.lists(ROW, min_size=1, max_size=6))
 @example(rows=[("A\u0663", None, None, "x", None, None, None, None)])  # \d: Python yes, Java no
 @example(rows=[("A1\n", None, None, "x", None, None, None, None)])     # $ before a final \n
 @example(rows=[("A1\r", "ab\n", "b\ncc", "x", None, None, None, None)])  # \r ends a line in Java
