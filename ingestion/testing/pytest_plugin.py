@@ -7,22 +7,25 @@ Installed with headwater (entry point ``pytest11``), so a project's own tests ge
 * ``lake`` - the LocalStorage of that lake.
 * ``catalog`` - the project's datasets from ``schemas/``.
 * ``land`` - write a file into the landing zone and raise the same event a Function would.
+* ``run_contract`` - run a dataset's contract on small inputs: land -> bronze -> silver, and get
+  the bronze, silver and quarantine rows back.
 
 Nothing here imports pyspark until the ``spark`` fixture is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ingestion.config import LakeSettings, Settings, SparkSettings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from ingestion.contracts import Catalog
     from ingestion.events import EventResult
@@ -78,3 +81,42 @@ def land(lake: LocalStorage, catalog: Catalog) -> Callable[..., EventResult]:
         return result
 
     return _land
+
+
+@dataclass
+class ContractRun:
+    """What one ``run_contract`` call produced (frames read back from the lake's Delta tables)."""
+
+    bronze: DataFrame
+    silver: DataFrame | None
+    quarantine: DataFrame | None
+    ingest: Any
+    curate: Any
+
+
+@pytest.fixture
+def run_contract(
+    spark: SparkSession, lake: LocalStorage, catalog: Catalog, land: Callable[..., EventResult]
+) -> Callable[[str, Mapping[str, bytes]], ContractRun]:
+    """``run_contract("orders", {"orders/a.csv": b"..."})``: land the files, ingest, curate."""
+
+    def _run(dataset: str, files: Mapping[str, bytes]) -> ContractRun:
+        from ingestion.bronze.job import ingest
+        from ingestion.lake import bronze_table, quarantine_rows_table, silver_table
+        from ingestion.spark.delta import is_delta
+        from transforms.silver import curate
+
+        for path, data in files.items():
+            land(path, data)
+        ingested = ingest(spark, lake, catalog, dataset)
+        curated = curate(spark, lake, catalog, dataset)
+
+        def read(path: str) -> DataFrame | None:
+            uri = lake.uri(path)
+            return spark.read.format("delta").load(uri) if is_delta(spark, uri) else None
+
+        bronze = read(bronze_table(dataset))
+        assert bronze is not None, f"nothing reached bronze for {dataset}: {ingested}"
+        return ContractRun(bronze, read(silver_table(dataset)), read(quarantine_rows_table(dataset)), ingested, curated)
+
+    return _run
