@@ -53,10 +53,20 @@ def _curated(spark, lake, dataset: str, rows: list[tuple], bronze_end: int) -> i
     return version
 
 
-@pytest.fixture
-def pipeline(spark, lake, catalog, lake_settings, land):
+@pytest.fixture(scope="module")
+def pipeline(spark, module_lake):
+    from ingestion.contracts import Catalog
+    from ingestion.events import EventHandler
     from transforms.assets import LocalRegistry, register
     from transforms.gold import publish
+
+    lake_settings, lake = module_lake
+    catalog = Catalog.discover()
+    handler = EventHandler(Ledger(lake), catalog)
+
+    def land(path: str, data: bytes) -> None:
+        info = lake.write_bytes(f"landing/{path}", data)
+        handler.file_landed(path, etag=info.etag, size=info.size)
 
     land("orders/2026/a.csv", b"order_id\nO-0001\n")
     land("customers/c.jsonl", b'{"customer_id": "C-001"}\n')
@@ -72,13 +82,14 @@ def pipeline(spark, lake, catalog, lake_settings, land):
     _curated(spark, lake, "orders", gf.orders(4, 10, seed=1) + gf.orders(4, 5, seed=2, start=11), b1)
     publish(spark, lake, catalog, "orders", settings=lake_settings)
     register(spark, lake, catalog, "orders", settings=lake_settings)
-    return LocalRegistry(lake)
+    return LocalRegistry(lake), lake, catalog
 
 
-def test_trace_a_landed_file_forward_to_every_asset_version_holding_it(spark, lake, catalog, pipeline):
+def test_trace_a_landed_file_forward_to_every_asset_version_holding_it(spark, pipeline):
+    registry, lake, catalog = pipeline
     from transforms.assets.trace import trace_file
 
-    first = trace_file(spark, lake, catalog, "landing/orders/2026/a.csv", registry=pipeline)
+    first = trace_file(spark, lake, catalog, "landing/orders/2026/a.csv", registry=registry)
     (chain,) = first["landings"]
     assert chain["ledger"]["status"] == "ingested" and chain["ledger"]["batch"] == 1
     assert chain["batch"] == {"batch": 1, "status": "committed", "run_id": "ingest-orders-1",
@@ -91,37 +102,39 @@ def test_trace_a_landed_file_forward_to_every_asset_version_holding_it(spark, la
     assert gold["run_id"].startswith("publish-")
     assert [a["asset"] for a in gold["assets"]] == ["customer_features:1", "customer_features:2"]
 
-    later = trace_file(spark, lake, catalog, "orders/2026/b.csv", registry=pipeline)
+    later = trace_file(spark, lake, catalog, "orders/2026/b.csv", registry=registry)
     (chain,) = later["landings"]
     assert (chain["batch"]["batch"], chain["bronze"]["version"], chain["silver"]["version"]) == (2, 1, 1)
     assert chain["gold"][0]["version"] == 2
     assert [a["asset"] for a in chain["gold"][0]["assets"]] == ["customer_features:2"]
 
 
-def test_trace_an_asset_version_back_to_its_source_files(spark, lake, catalog, pipeline):
+def test_trace_an_asset_version_back_to_its_source_files(spark, pipeline):
+    registry, lake, catalog = pipeline
     from transforms.assets.trace import trace_asset
 
-    v1 = trace_asset(spark, lake, catalog, "customer_features:1", registry=pipeline)
+    v1 = trace_asset(spark, lake, catalog, "customer_features:1", registry=registry)
     assert v1["gold"]["version"] == 1 and v1["run_id"].startswith("register-")
     by_ds = {i["dataset"]: i for i in v1["inputs"]}
     assert by_ds["orders"]["silver"] == {"version": 0, "run_id": "curate-orders-0"}
     assert [f["path"] for b in by_ds["orders"]["batches"] for f in b["files"]] == ["orders/2026/a.csv"]
     assert [f["path"] for b in by_ds["customers"]["batches"] for f in b["files"]] == ["customers/c.jsonl"]
 
-    v2 = trace_asset(spark, lake, catalog, "customer_features:2", registry=pipeline)
+    v2 = trace_asset(spark, lake, catalog, "customer_features:2", registry=registry)
     orders = next(i for i in v2["inputs"] if i["dataset"] == "orders")
     assert [(b["batch"], b["run_id"]) for b in orders["batches"]] == [(1, "ingest-orders-1"), (2, "ingest-orders-2")]
     assert [f["path"] for b in orders["batches"] for f in b["files"]] == ["orders/2026/a.csv", "orders/2026/b.csv"]
 
 
-def test_trace_explains_unknown_inputs(spark, lake, catalog, pipeline):
+def test_trace_explains_unknown_inputs(spark, pipeline):
+    registry, lake, catalog = pipeline
     from ingestion.errors import RejectedPathError
     from transforms.assets import AssetNotFoundError, TraceError
     from transforms.assets.trace import trace_asset, trace_file
 
     with pytest.raises(TraceError, match="no ledger entry"):
-        trace_file(spark, lake, catalog, "orders/2026/never.csv", registry=pipeline)
+        trace_file(spark, lake, catalog, "orders/2026/never.csv", registry=registry)
     with pytest.raises(RejectedPathError):
-        trace_file(spark, lake, catalog, "elsewhere/x.bin", registry=pipeline)
+        trace_file(spark, lake, catalog, "elsewhere/x.bin", registry=registry)
     with pytest.raises(AssetNotFoundError, match="customer_features:9"):
-        trace_asset(spark, lake, catalog, "customer_features:9", registry=pipeline)
+        trace_asset(spark, lake, catalog, "customer_features:9", registry=registry)
