@@ -59,5 +59,6 @@ DATASET = Dataset(
         write="merge",
         keys=("customer_id",),
         columns=customer_features_columns,
+        drift_exclude=("as_of_date",),  # the build's reference date: moves with every batch
     ),
 )

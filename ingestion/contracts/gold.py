@@ -42,6 +42,7 @@ class Gold:
         asset_type: ``"mltable"`` for tables, ``"uri_folder"`` for data that is not a table.
         asset_retention_days: how long a registered asset version stays live; the table's
             log and deleted-file retention are set to at least this, so pinned versions load.
+        drift_exclude: columns left out of drift (e.g. an as-of date that moves every build).
         description: one line for people (also the asset description).
     """
 
@@ -54,6 +55,7 @@ class Gold:
     columns: Callable[[], type[pa.DataFrameModel]] | None = None
     asset_type: AssetType = "mltable"
     asset_retention_days: int = 90
+    drift_exclude: tuple[str, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -239,6 +239,10 @@ def vacuum_cmd(
     run_cli(body)
 
 
+def _run(run_id: Any) -> str:
+    return f"run {run_id}" if run_id else "run -"
+
+
 def _file_tree(trace: dict[str, Any]) -> Tree:
     root = Tree(f"[bold]{trace['path']}[/] ({trace['dataset']})")
     for chain in trace["landings"]:
@@ -247,30 +251,30 @@ def _file_tree(trace: dict[str, Any]) -> Tree:
                         + (f" ({led['reason']})" if led.get("reason") else ""))
         if "batch" in chain:
             b = chain["batch"]
-            node = node.add(f"batch {b['batch']} ({b['status']}, {b['disposition']}, {b['rows']} rows) run {b['run_id']}")
+            node = node.add(f"batch {b['batch']} ({b['status']}, {b['disposition']}, {b['rows']} rows) {_run(b['run_id'])}")
         if "bronze" in chain:
             node = node.add(f"{chain['bronze']['table']} version {chain['bronze']['version']}")
         if "silver" in chain:
             s = chain["silver"]
-            node = node.add(f"{s['table']} version {s['version']} run {s['run_id']}"
+            node = node.add(f"{s['table']} version {s['version']} {_run(s['run_id'])}"
                             + (f" (still in {len(s['later_versions'])} later version(s))" if s["later_versions"] else ""))
         for g in chain.get("gold", []):
-            gnode = node.add(f"{g['table']} version {g['version']} run {g['run_id']}")
+            gnode = node.add(f"{g['table']} version {g['version']} {_run(g['run_id'])}")
             for a in g["assets"]:
-                gnode.add(f"[bold]{a['asset']}[/] (Delta v{a['delta_version']}) run {a['run_id']}")
+                gnode.add(f"[bold]{a['asset']}[/] (Delta v{a['delta_version']}) {_run(a['run_id'])}")
     return root
 
 
 def _asset_tree(trace: dict[str, Any]) -> Tree:
-    root = Tree(f"[bold]{trace['asset']}[/] run {trace['run_id']}")
+    root = Tree(f"[bold]{trace['asset']}[/] {_run(trace['run_id'])}")
     g = trace["gold"]
-    gnode = root.add(f"{g['table']} version {g['version']} run {g['run_id']}")
+    gnode = root.add(f"{g['table']} version {g['version']} {_run(g['run_id'])}")
     for item in trace["inputs"]:
         s = item["silver"]
-        snode = gnode.add(f"silver/{item['dataset']} version {s['version']} run {s['run_id']} "
+        snode = gnode.add(f"silver/{item['dataset']} version {s['version']} {_run(s['run_id'])} "
                           f"(bronze up to version {item['bronze_end_version']})")
         for b in item["batches"]:
-            bnode = snode.add(f"batch {b['batch']} -> bronze version {b['bronze_version']} run {b['run_id']}")
+            bnode = snode.add(f"batch {b['batch']} -> bronze version {b['bronze_version']} {_run(b['run_id'])}")
             for f in b["files"]:
                 bnode.add(f"{f['path']} ({f['rows']} rows, sha256 {str(f['sha256'])[:12]})")
     return root

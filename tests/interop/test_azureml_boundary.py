@@ -119,7 +119,7 @@ def test_data_entity_is_the_documented_mltable_asset(lake):
     from transforms.assets import AssetVersion
     from transforms.assets.azureml import asset_uri, data_entity
 
-    path = "gold/customer_features/_mltable/v2"
+    path = "gold/customer_features/_mltable/delta-7"
     asset = AssetVersion(name="customer_features", version=2, asset_type="mltable", dataset="orders",
                          delta_version=7, table_uri="abfss://gold@acct.dfs.core.windows.net/customer_features",
                          path=path, asset_uri=asset_uri(ML, lake, path), tags={"delta_version": "7", "rows": 3},
@@ -128,7 +128,7 @@ def test_data_entity_is_the_documented_mltable_asset(lake):
 
     assert isinstance(data, Data)
     assert (data.name, data.version, data.type) == ("customer_features", "2", "mltable")
-    assert data.path == "azureml://datastores/gold/paths/customer_features/_mltable/v2"
+    assert data.path == "azureml://datastores/gold/paths/customer_features/_mltable/delta-7"
     assert data.tags == {"delta_version": "7", "rows": "3"} and data.description == "features"
     rest = data._to_rest_object().as_dict()  # what the SDK sends
     assert rest["properties"]["dataType"] == "mltable"
@@ -158,14 +158,14 @@ def test_register_calls_create_or_update_on_the_workspace(spark, lake, catalog, 
     assert put.headers["Authorization"] == "Bearer test-token"
     body = json.loads(put.content)["properties"]
     assert body["dataType"] == "mltable"
-    assert body["dataUri"] == "azureml://datastores/gold/paths/customer_features/_mltable/v1"
+    assert body["dataUri"] == f"azureml://datastores/gold/paths/customer_features/_mltable/delta-{pub.output_version}"
     assert body["tags"] == res.asset.tags
     assert body["tags"]["delta_version"] == str(pub.output_version)
     # the workspace was asked for its latest version first (the N+1 counter)
     assert any(r.method == "GET" and urlparse(r.url).path == f"{WORKSPACE}/data/customer_features"
                for r in arm.requests)
     # the MLTable the asset points at, pinned to the Delta version
-    mlt = (Path(lake.root) / "gold/customer_features/_mltable/v1/MLTable").read_text()
+    mlt = (Path(lake.root) / f"gold/customer_features/_mltable/delta-{pub.output_version}/MLTable").read_text()
     assert f"version_as_of: {pub.output_version}" in mlt and "folder: ../.." in mlt
     # mirrored locally with the workspace's id
     assert res.asset.registry == "azureml" and res.asset.azure_id == f"{WORKSPACE}/data/customer_features/versions/1"

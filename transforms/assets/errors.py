@@ -57,7 +57,8 @@ class VacuumRefusedError(AssetError):
         versions = ", ".join(f"{label} ({n} file(s))" for label, n in sorted(needed.items()))
         super().__init__(
             f"refusing to vacuum {table}: live asset version(s) {versions} still need files it "
-            f"would delete, e.g. {', '.join(samples[:3])}; retain longer or archive those versions"
+            f"would delete, e.g. {', '.join(samples[:3])}; retain longer, or archive a version first "
+            "(`headwater assets archive NAME:VERSION`)"
         )
         self.table = table
         self.needed = needed

@@ -1,8 +1,10 @@
 """MLTable files pinned to a Delta version, and the load check through Azure ML's own reader.
 
 The MLTable is made by ``mltable.from_delta_lake(uri, version_as_of=V)`` and saved inside the gold
-table's folder under ``_mltable/v<N>`` (Delta and VACUUM ignore ``_``-prefixed folders). Saved
-locally, its path is relative (``../..``), so the same file works wherever the lake is mounted.
+table's folder under ``_mltable/delta-<V>`` (Delta and VACUUM ignore ``_``-prefixed folders).
+Keyed by the Delta version, its content is a pure function of V: two racing registrations write
+the same bytes, and no later run can repoint a registered version. Saved locally, its path is
+relative (``../..``), so the same file works wherever the lake is mounted.
 
 The load check reads the asset back with ``mltable.load(path).to_pandas_dataframe()`` and
 compares row count, column names and types, and (up to ``max_rows``) every row with
@@ -41,22 +43,22 @@ def _mltable() -> Any:
     return mltable
 
 
-def mltable_path(gold_path: str, asset_version: int) -> str:
-    return f"{gold_path}/{MLTABLE_DIR}/v{asset_version}"
+def mltable_path(gold_path: str, delta_version: int) -> str:
+    return f"{gold_path}/{MLTABLE_DIR}/delta-{delta_version}"
 
 
-def snapshot_path(gold_path: str, asset_version: int) -> str:
-    return f"{gold_path}/{SNAPSHOT_DIR}/v{asset_version}"
+def snapshot_path(gold_path: str, delta_version: int) -> str:
+    return f"{gold_path}/{SNAPSHOT_DIR}/delta-{delta_version}"
 
 
-def write_mltable(storage: Storage, gold_path: str, delta_version: int, asset_version: int) -> tuple[str, str]:
+def write_mltable(storage: Storage, gold_path: str, delta_version: int) -> tuple[str, str]:
     """Make and save the MLTable for ``gold_path`` at ``delta_version``.
 
     Returns:
         (lake path of the MLTable folder, the MLTable YAML text).
     """
     mltable = _mltable()
-    folder = mltable_path(gold_path, asset_version)
+    folder = mltable_path(gold_path, delta_version)
     if isinstance(storage, LocalStorage):
         table_dir = Path(storage.root) / gold_path
         target = Path(storage.root) / folder
@@ -229,9 +231,11 @@ def load_check(
     return LoadCheck(not problems, rows_asset, rows_delta, compared, problems)
 
 
-def write_snapshot(spark: SparkSession, storage: Storage, gold_path: str, delta_version: int, asset_version: int) -> str:
-    """For ``uri_folder`` assets: the pinned version as an immutable Parquet folder."""
-    folder = snapshot_path(gold_path, asset_version)
+def write_snapshot(spark: SparkSession, storage: Storage, gold_path: str, delta_version: int) -> str:
+    """For ``uri_folder`` assets: the pinned version as an immutable Parquet folder (written once)."""
+    folder = snapshot_path(gold_path, delta_version)
+    if storage.exists(f"{folder}/_SUCCESS"):
+        return folder
     df = spark.read.format("delta").option("versionAsOf", delta_version).load(storage.uri(gold_path))
     df.write.mode("overwrite").parquet(storage.uri(folder))
     return folder

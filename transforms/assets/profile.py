@@ -104,14 +104,20 @@ def profile_frame(
     df: DataFrame,
     *,
     skip: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
     reference: dict[str, Any] | None = None,
     max_categories: int = MAX_CATEGORIES,
 ) -> dict[str, Any]:
-    """Profile every column of ``df`` (three Spark jobs whatever the column count)."""
+    """Profile every column of ``df`` (two Spark jobs whatever the column count).
+
+    Args:
+        skip: key columns (no distribution to compare).
+        exclude: columns declared out of drift (``Gold.drift_exclude``).
+    """
     from pyspark.sql import functions as F
 
     fields = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
-    kinds = {n: ("skipped" if n in skip else _kind(t)) for n, t in fields}
+    kinds = {n: ("skipped" if n in skip or n in exclude else _kind(t)) for n, t in fields}
     numeric = [n for n, _ in fields if kinds[n] in ("numeric", "date", "timestamp")]
     categorical = [n for n, _ in fields if kinds[n] == "categorical"]
 
@@ -149,6 +155,8 @@ def profile_frame(
         }
         if n in skip:
             col["reason"] = "key"
+        elif n in exclude:
+            col["reason"] = "excluded from drift"
         if n in numeric:
             qs = first[f"q{i}"]
             col.update(

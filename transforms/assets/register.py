@@ -205,12 +205,12 @@ def register(
 
         # 1. the asset folder, read back the way a data scientist will read it
         if gold.asset_type == "mltable":
-            folder, text = write_mltable(storage, gold_path, version, number)
+            folder, text = write_mltable(storage, gold_path, version)
             problems = check_mltable_yaml(text, delta_version=version)
             check = load_check(spark, storage, folder, uri, version, max_rows=max_check_rows)
             problems += check.problems
         else:
-            folder = write_snapshot(spark, storage, gold_path, version, number)
+            folder = write_snapshot(spark, storage, gold_path, version)
             check = snapshot_check(spark, storage, folder, uri, version)
             problems = check.problems
         if problems:
@@ -220,7 +220,7 @@ def register(
 
         # 2. profile, drift against the previous version's stored profile, report
         prev_profile = local.read_json(last.name, last.version, "profile.json") if last else None
-        profile = profile_frame(df, skip=gold.keys, reference=prev_profile)
+        profile = profile_frame(df, skip=gold.keys, exclude=gold.drift_exclude, reference=prev_profile)
         profile["delta_version"] = version
         drift = compare_profiles(prev_profile, profile, warn=ds.drift.warn, drift=ds.drift.drift)
         flagged = drifted_columns(drift, level="drift")

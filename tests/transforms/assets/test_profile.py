@@ -100,6 +100,8 @@ def test_profile_holds_quantiles_counts_nulls_and_skips_keys(spark):
     assert p["columns"]["d"]["kind"] == "date"
     c = p["columns"]["c"]
     assert c["counts"] == {"a": 75} and c["nulls"] == 25 and c["null_rate"] == 0.25
+    excluded = profile_frame(df, skip=("k",), exclude=("d",))["columns"]["d"]
+    assert excluded["kind"] == "skipped" and excluded["reason"] == "excluded from drift"
 
 
 def test_first_version_is_the_baseline():

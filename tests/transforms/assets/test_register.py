@@ -92,7 +92,7 @@ def test_mltable_file_is_pinned_and_saved_next_to_the_table(scenario):
     lake = scenario["lake"]
     for reg in (scenario["reg1"], scenario["reg2"]):
         folder = Path(lake.root) / reg.asset.path
-        assert reg.asset.path == f"gold/customer_features/_mltable/v{reg.asset.version}"
+        assert reg.asset.path == f"gold/customer_features/_mltable/delta-{reg.asset.delta_version}"
         doc = yaml.safe_load((folder / "MLTable").read_text())
         assert doc["type"] == "mltable"
         assert doc["paths"] == [{"folder": "../.."}]  # relative: portable with the lake
@@ -204,24 +204,24 @@ def test_load_check_catches_an_mltable_that_does_not_load_or_pins_the_wrong_vers
     gf.write_silver(spark, lake, "customers", gf.customers(5), bronze_end=1)
     v = publish(spark, lake, catalog, "orders", settings=lake_settings).output_version
     uri = lake.uri(gold_table("customer_features"))
-    folder, text = write_mltable(lake, gold_table("customer_features"), v, 1)
+    folder, text = write_mltable(lake, gold_table("customer_features"), v)
     assert load_check(spark, lake, folder, uri, v).ok
 
     # an MLTable pinned to another version reads other rows
-    stale, stale_text = write_mltable(lake, gold_table("customer_features"), old, 2)
+    stale, stale_text = write_mltable(lake, gold_table("customer_features"), old)
     check = load_check(spark, lake, stale, uri, v)
     assert not check.ok and check.problems == [f"4 rows through mltable, 5 in Delta version {v}"]
     assert check_mltable_yaml(stale_text, delta_version=v) == [
         f"read_delta_lake.version_as_of is {old}, not the pinned version {v}"]
     # the empty version 0 (table created, nothing written) cannot be read by mltable at all
-    empty, _ = write_mltable(lake, gold_table("customer_features"), 0, 4)
+    empty, _ = write_mltable(lake, gold_table("customer_features"), 0)
     check = load_check(spark, lake, empty, uri, 0)
     assert not check.ok and check.problems[0].startswith("mltable cannot load it")
     # an MLTable whose path does not resolve
-    broken = Path(lake.root) / "gold/customer_features/_mltable/v3"
+    broken = Path(lake.root) / "gold/customer_features/_mltable/broken"
     broken.mkdir(parents=True)
     (broken / "MLTable").write_text(text.replace("folder: ../..", "folder: ../../../missing_table"))
-    check = load_check(spark, lake, "gold/customer_features/_mltable/v3", uri, v)
+    check = load_check(spark, lake, "gold/customer_features/_mltable/broken", uri, v)
     assert not check.ok and check.problems[0].startswith("mltable cannot load it")
 
 
@@ -240,7 +240,7 @@ def test_uri_folder_asset_is_an_immutable_snapshot(spark, lake, catalog, lake_se
     res = register(spark, lake, cat, "orders", settings=lake_settings)
 
     assert res.asset.asset_type == "uri_folder"
-    assert res.asset.path == "gold/customer_features/_snapshots/v1"
+    assert res.asset.path == f"gold/customer_features/_snapshots/delta-{res.asset.delta_version}"
     snap = spark.read.parquet(res.asset.asset_uri)
     gold = spark.read.format("delta").load(lake.uri(gold_table("customer_features")))
     assert snap.exceptAll(gold).count() == 0 and gold.exceptAll(snap).count() == 0
