@@ -258,3 +258,12 @@ def test_pinned_rows_survive_an_update_of_the_same_day(scenario):
     assert scenario["pub2"].details["inserted"] == 0
     assert scenario["pub2"].details["updated"] > 0
     assert dt.date(2026, 1, 1) <= max(r.last_order_date for r in scenario["v1_rows"] if r.last_order_date)
+
+
+def test_load_check_of_a_large_table_reads_only_a_sample(scenario, spark):
+    from transforms.assets.mltable_io import load_check
+
+    lake, asset = scenario["lake"], scenario["reg2"].asset
+    check = load_check(spark, lake, asset.path, asset.table_uri, asset.delta_version, max_rows=10)
+    assert check.ok and not check.compared_rows
+    assert check.rows_delta == N_CUSTOMERS and check.rows_asset == N_CUSTOMERS  # take(1000) of 30 rows
