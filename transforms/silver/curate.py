@@ -32,7 +32,6 @@ from transforms.silver.pipeline import Prepared, fail_reasons, prepare
 from transforms.silver.silver import (
     SCHEMA_CHECK,
     append,
-    commit_metrics,
     merge,
     schema_problems,
     silver_app_id,
@@ -49,28 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 _FIND = object()  # sentinel: look the transform up in transforms/datasets
-
-
-def staging_root(dataset: str) -> str:
-    return f"system/staging/curate/{dataset}"
-
-
-def staging_path(dataset: str, run_id: str) -> str:
-    """Where a run stages its validated batch (a Delta table, removed when the run ends)."""
-    return f"{staging_root(dataset)}/{run_id}"
-
-
-def remove_tree(spark: SparkSession, storage: Storage, prefix: str) -> None:
-    """Delete a staging folder: one recursive Hadoop delete, else object by object."""
-    try:
-        jvm = spark._jvm  # type: ignore[attr-defined]  # absent under Spark Connect
-        path = jvm.org.apache.hadoop.fs.Path(storage.uri(prefix))
-        path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)  # type: ignore[attr-defined]
-        return
-    except Exception:  # noqa: BLE001 - fall back to the storage API
-        pass
-    for info in list(storage.list(prefix)):
-        storage.delete(info.path)
 
 
 def curate(
@@ -137,9 +114,15 @@ def _run(
         record.details["reason"] = f"bronze has nothing after version {after}"
         record.finish("skipped")
         return
-    remove_tree(spark, storage, staging_root(dataset.name))  # what a crashed run may have left
     rng = bronze_range(spark, dataset.name, bronze_uri, after=after, upto=upto)
     record.details["batches"] = list(rng.batches)
+    if not rng.batches:
+        # Only non-data commits (OPTIMIZE, properties...): nothing to curate, move past them.
+        state.bronze_version, state.pending = upto, None
+        st.save(storage, state)
+        record.details["reason"] = f"bronze versions {after + 1}..{upto} added no rows"
+        record.finish("skipped")
+        return
     if not state.pending:
         state.pending = {"after": after, "upto": upto, "run_id": record.run_id}
         st.save(storage, state)
@@ -148,8 +131,6 @@ def _run(
     prepared = prepare(
         dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
-        staging=(storage.uri(staging_path(dataset.name, record.run_id)),
-                 lambda: remove_tree(spark, storage, staging_root(dataset.name))),
     )
     try:
         _write(spark, storage, dataset, record, prepared, rng.rows, state)
@@ -233,12 +214,11 @@ def _write(
         record.rows_quarantined = counts.get("quarantined", 0)
         if prepared.plan is None or counts.get("kept", 0) > 0:
             started = time.perf_counter()
-            version = merge(
+            version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=silver_app_id(dataset.name), txn_version=upto,
             )
             prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
-            metrics = commit_metrics(spark, silver_uri, version)
             inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)
             updated = int(metrics.get("numTargetRowsUpdated", 0) or 0)
             deleted = int(metrics.get("numTargetRowsDeleted", 0) or 0)

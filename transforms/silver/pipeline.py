@@ -99,7 +99,6 @@ class Prepared:
     uncompiled_failed: list[dict[str, Any]] = field(default_factory=list)
     schema_problems: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    cleanup: Callable[[], None] | None = None
 
     def silver_rows(self) -> DataFrame:
         """One row per key, the newest kept row: what the MERGE gets."""
@@ -123,12 +122,7 @@ class Prepared:
         return with_errors(self.frame, self.plan)
 
     def release(self) -> None:
-        """Free the persisted frame, or remove the staging table."""
-        if self.cleanup is not None:
-            self.cleanup()
-            self.cleanup = None
-        else:
-            self.frame.unpersist()
+        self.frame.unpersist()
 
 
 def prepare(
@@ -139,17 +133,16 @@ def prepare(
     transform: SilverTransform | None = None,
     dataset_rules: bool = True,
     schema_check: Callable[[StructType], list[tuple[str, str]]] | None = None,
-    staging: tuple[str, Callable[[], None]] | None = None,
 ) -> Prepared:
     """Cast, transform, validate and rank ``rows`` (bronze-shaped); persist and count them.
 
     ``schema_check`` gets the schema silver would receive and returns breaking problems; when
     there are some, every row keeps its raw values (the whole batch will go to quarantine).
 
-    ``staging`` = (Delta URI, remover): persist the validated frame as a staging Delta table
-    instead of Spark's cache. The MERGE then reads a plain Delta scan, which Delta does not
-    materialize a second time (it does for any other source), and the counts read only the
-    few columns they need. The remover deletes the table when the run is done.
+    The validated frame is persisted in Spark's cache (memory, spilling to disk): the counts,
+    the MERGE source and the quarantine rows all read it. (Staging it as a Delta table instead,
+    so the MERGE would not materialize its source again, measured slower: writing Parquet costs
+    more than the second materialization saves.)
     """
     contract = [c.name for c in contract_columns(dataset)]
     extras = extra_columns(dataset, rows.columns)
@@ -176,12 +169,7 @@ def prepare(
         # Only rows bound for quarantine need their raw strings: keep the cached frame small.
         df = df.withColumn(RAW, F.when(F.col(SEVERITY) == SEVERITY_OF["quarantine"], F.col(RAW)))
     started = time.perf_counter()
-    if staging is not None:
-        uri, prepared.cleanup = staging
-        df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
-        df = df.sparkSession.read.format("delta").load(uri)
-    else:
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
     prepared.frame = df
     _count(prepared, dataset, dataset_rules=dataset_rules)
     prepared.seconds["validate"] = round(time.perf_counter() - started, 3)

@@ -26,7 +26,7 @@ from transforms.silver import quarantine as q
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
-from transforms.silver.silver import _session_conf, commit_metrics, merge, schema_problems
+from transforms.silver.silver import _session_conf, merge, schema_problems
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -113,11 +113,11 @@ def _run(
             record.finish("failed", "; ".join(reasons))
             return
         if counts["kept"] > 0:
-            version = merge(
+            version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=replay_app_id(dataset.name), txn_version=qv,
             )
-            m = commit_metrics(spark, silver_uri, version)
+            m = metrics
             written = sum(int(m.get(k, 0) or 0) for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))
             record.rows_written = written
             record.output_version = version

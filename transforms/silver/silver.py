@@ -47,9 +47,10 @@ def schema_problems(
 
     A changed type is always breaking; a new column is breaking only under ``freeze``.
     """
-    if not is_delta(spark, uri):
+    schema = silver_schema(spark, uri)
+    if schema is None:
         return []
-    current = {f.name: f.dataType for f in spark.read.format("delta").load(uri).schema.fields}
+    current = {f.name: f.dataType for f in schema.fields}
     problems: list[tuple[str, str]] = []
     for f in incoming.fields:
         old = current.get(f.name)
@@ -61,6 +62,13 @@ def schema_problems(
                 (f.name, f"silver has {old.simpleString()}, the batch has {f.dataType.simpleString()}")
             )
     return problems
+
+
+def silver_schema(spark: SparkSession, uri: str) -> StructType | None:
+    """Silver's current schema, or None before its first write."""
+    if not is_delta(spark, uri):
+        return None
+    return spark.read.format("delta").load(uri).schema
 
 
 @contextmanager
@@ -98,15 +106,19 @@ def merge(
     app_id: str,
     txn_version: int,
     delete_when: str | None = None,
-) -> int | None:
+    target_schema: StructType | None = None,
+) -> tuple[int | None, dict[str, Any]]:
     """MERGE ``source`` (one row per key) into silver, once per ``(app_id, txn_version)``.
 
-    Returns the silver version carrying this write (also when Delta skipped it as a rerun).
+    Returns the silver version carrying this write (also when Delta skipped it as a rerun) and
+    its operation metrics. ``target_schema``: silver's schema when the caller has it already.
     """
     from delta.tables import DeltaTable
 
-    ensure_table(spark, uri, source, dataset)
-    target_cols = spark.read.format("delta").load(uri).schema
+    if target_schema is None:
+        ensure_table(spark, uri, source, dataset)
+        target_schema = spark.read.format("delta").load(uri).schema
+    target_cols = target_schema
     # Columns silver has but the batch lacks (dropped from the contract) are written as null.
     missing = [f for f in target_cols.fields if f.name not in source.columns]
     if missing:
@@ -129,17 +141,26 @@ def merge(
     }
     with _session_conf(spark, conf), idempotent_session_txn(spark, app_id, txn_version):
         builder.execute()
-    return find_commit(spark, uri, tag)
+    return tagged_commit(spark, uri, tag)
 
 
-def commit_metrics(spark: SparkSession, uri: str, version: int | None) -> dict[str, Any]:
-    """The operation metrics Delta recorded for one commit (empty when unknown)."""
+def tagged_commit(spark: SparkSession, uri: str, tag: str) -> tuple[int | None, dict[str, Any]]:
+    """The latest version whose commit carries ``tag`` and its operation metrics (one lookup).
+
+    After a rerun that Delta skipped, this is the commit the first attempt made.
+    """
     from delta.tables import DeltaTable
 
-    if version is None or not is_delta(spark, uri):
-        return {}
-    row = DeltaTable.forPath(spark, uri).history().where(F.col("version") == version).first()
-    return dict(row["operationMetrics"] or {}) if row else {}
+    row = (
+        DeltaTable.forPath(spark, uri).history()
+        .where(F.col("userMetadata") == tag)
+        .orderBy(F.col("version").desc())
+        .select("version", "operationMetrics")
+        .first()
+    )
+    if row is None:
+        return None, {}
+    return int(row["version"]), dict(row["operationMetrics"] or {})
 
 
 def append(

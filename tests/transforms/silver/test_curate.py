@@ -1,6 +1,5 @@
 """End-to-end curate runs (bronze -> silver + quarantine) on small bronze tables."""
 
-from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
@@ -371,3 +370,22 @@ def test_customers_ingestion_order_rescue_and_transform(spark, lake, catalog, wr
     curate(spark, lake, catalog, "customers")
     names = silver(spark, lake, "customers", "name").collect()
     assert [r["name"] for r in names] == ["Newest"]
+
+
+def test_non_data_commits_are_passed_untagged_data_is_refused(spark, lake, write_bronze):
+    from delta.tables import DeltaTable
+
+    from ingestion.contracts import Catalog
+    from transforms.silver import CurateError, state
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    curate(spark, lake, cat, "items")
+    uri = lake.uri(layout.bronze_table("items"))
+    DeltaTable.forPath(spark, uri).optimize().executeCompaction()  # no new rows
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "skipped" and state.load(lake, "items").bronze_version == versions(spark, lake, "bronze/items")
+    spark.read.format("delta").load(uri).write.format("delta").mode("append").save(uri)  # no batch tag
+    with pytest.raises(CurateError, match="carries no 'headwater-bronze-items:<batch>' tag"):
+        curate(spark, lake, cat, "items")
+    assert RunLedger(spark, lake).latest(dataset="items")[0]["status"] == "failed"
