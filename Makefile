@@ -1,7 +1,7 @@
 # Two entry points for a newcomer: `make demo` and `make test`. Both set up what they need.
 SHELL := /bin/bash
 PY ?= python3
-FLOOR_PY ?= $(shell command -v python3.10 || ls /root/.pyenv/versions/3.10.*/bin/python 2>/dev/null | head -1)
+FLOOR_PY ?= $(shell bash .ci/find-python.sh 3.10)
 VENV := .venv
 FLOOR := .venv-floor
 STAMP := $(VENV)/.installed
@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt
+	@test -n "$(FLOOR_PY)" || { echo "no Python 3.10 for the platform-floor run"; exit 1; }
 	$(FLOOR_PY) -m venv $(FLOOR)
 	$(FLOOR)/bin/pip install -q --upgrade pip
 	$(FLOOR)/bin/pip install -q -c constraints-floor.txt -e '.[spark,test]' pyspark delta-spark
