@@ -33,7 +33,7 @@ from transforms.assets.mltable_io import (
 from transforms.assets.profile import compare_profiles, drifted_columns, profile_frame, schema_hash, schema_json
 from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry, version_dir
 from transforms.assets.report import render_report
-from transforms.gold.publish import gold_of, inputs_at
+from transforms.gold.publish import RETENTION_SLACK_DAYS, gold_of, inputs_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -146,6 +146,18 @@ def _same_data(spark: SparkSession, uri: str, old: int, new: int) -> bool:
     return bool(ops) and all(r[0] in NO_DATA_OPERATIONS for r in ops)
 
 
+def _commit_age_days(spark: SparkSession, uri: str, version: int) -> float | None:
+    import time
+
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, uri).history().where(f"version = {version}").select("timestamp").first()
+    if row is None or row[0] is None:
+        return None
+    # PySpark hands timestamps back as naive local datetimes; .timestamp() reads them the same way.
+    return (time.time() - row[0].timestamp()) / 86400
+
+
 def _lake_file(storage: Storage, path: str) -> str:
     if isinstance(storage, LocalStorage):
         return str(Path(storage.root) / path)
@@ -198,6 +210,13 @@ def register(
             ledger.append(record.finish("skipped"))
             return RegisterResult("unchanged", record, asset=last, reason=reason)
 
+        lag = _commit_age_days(spark, uri, version)
+        if lag is not None and lag > RETENTION_SLACK_DAYS:
+            record.details["warning"] = (
+                f"Delta version {version} was committed {lag:.0f} days ago: the table's retention "
+                f"covers registrations within {RETENTION_SLACK_DAYS} days of a publish"
+            )
+            log.warning(record.details["warning"])
         number = registry.next_version(gold.name)
         label = f"{gold.name}:{number}"
         record.details["asset_version"] = number

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ingestion.lake import gold_table
 from transforms.assets.errors import GoldNotPublishedError, VacuumRefusedError
 from transforms.assets.registry import AssetRegistry
-from transforms.gold.publish import gold_of
+from transforms.gold.publish import RETENTION_SLACK_DAYS, gold_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -74,7 +74,7 @@ def vacuum(
 
     Args:
         retain_hours: keep files removed from the table less than this long ago; defaults to
-            the table's deleted-file retention (the asset lifetime).
+            the table's deleted-file retention (asset lifetime plus slack).
         dry_run: only list what would be deleted.
 
     Raises:
@@ -86,7 +86,8 @@ def vacuum(
     uri = storage.uri(gold_table(gold.name))
     if not DeltaTable.isDeltaTable(spark, uri):
         raise GoldNotPublishedError(gold.name, gold_table(gold.name))
-    hours = float(gold.asset_retention_days * 24 if retain_hours is None else retain_hours)
+    default = (gold.asset_retention_days + RETENTION_SLACK_DAYS) * 24  # the table's own setting
+    hours = float(default if retain_hours is None else retain_hours)
     pinned = live_files(spark, uri, registry, gold.name)
     # Our guard below is stricter than Delta's period check for registered versions, so the
     # period check is lifted for this one command only.

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 JOB = "publish"
+RETENTION_SLACK_DAYS = 30
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TAG_RE = re.compile(r"^headwater-gold-(?P<name>[a-z0-9_]+):(?P<txn>\d+);inputs=(?P<inputs>[^;]*)$")
 
@@ -101,8 +102,10 @@ def gold_table_properties(gold: Gold) -> dict[str, str]:
     No deletion vectors (older Azure ML readers skip them and return deleted rows), no column
     mapping (Azure ML's reader returns physical column names), and log + deleted-file retention
     at least as long as a registered asset version lives, so time travel to it keeps working.
+    Retention counts from the commit, a version's life from its registration: the slack covers
+    a registration up to RETENTION_SLACK_DAYS after the publish (register warns beyond).
     """
-    days = gold.asset_retention_days
+    days = gold.asset_retention_days + RETENTION_SLACK_DAYS
     return {
         "delta.enableDeletionVectors": "false",
         "delta.logRetentionDuration": f"interval {days} days",

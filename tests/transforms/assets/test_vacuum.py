@@ -61,7 +61,7 @@ def test_default_retention_keeps_everything_recent(spark, two_versions):
     registry, _, lake, catalog = two_versions
     before = _files(lake)
     res = vacuum(spark, lake, catalog, "orders", registry=registry)
-    assert res.retain_hours == 90 * 24 and res.deleted == [] and _files(lake) == before
+    assert res.retain_hours == (90 + 30) * 24 and res.deleted == [] and _files(lake) == before
 
 
 def test_vacuum_after_archiving_removes_files_but_keeps_mltables(spark, two_versions):
