@@ -228,3 +228,28 @@ def test_default_client_uses_default_azure_credential_and_the_environments_works
     client = AzureMLRegistry(ML, LocalRegistry(lake)).client
     assert isinstance(client._credential, DefaultAzureCredential)
     assert (client.subscription_id, client.resource_group_name, client.workspace_name) == (SUB, RG, WS)
+
+
+class Unreachable(FakeArm):
+    def send(self, request, **kwargs):
+        from azure.core.exceptions import ServiceRequestError
+
+        self.requests.append(request)
+        raise ServiceRequestError("Failed to establish a new connection: [Errno 111] Connection refused")
+
+
+@pytest.mark.spark
+def test_network_failure_is_recorded_and_retried(spark, lake, catalog, lake_settings):
+    from transforms.assets import LocalRegistry, RegistryUnavailableError, register
+    from transforms.assets.azureml import AzureMLRegistry
+
+    pub = _gold(spark, lake, catalog, lake_settings)
+    down = AzureMLRegistry(ML, LocalRegistry(lake), credential=Token(), transport=Unreachable(),
+                           enable_telemetry=False, retry_total=0)
+    with pytest.raises(RegistryUnavailableError) as err:
+        register(spark, lake, catalog, "orders", settings=lake_settings, registry=down)
+    assert err.value.code == "network" and "Connection refused" in str(err.value)
+    assert table_version(spark, lake.uri(gold_table("customer_features"))) == pub.output_version
+    assert RunLedger(spark, lake).latest(job="register", limit=1)[0]["status"] == "failed"
+    res = register(spark, lake, catalog, "orders", settings=lake_settings, registry=_registry(lake, FakeArm()))
+    assert res.status == "registered" and res.asset.version == 1
