@@ -44,3 +44,11 @@ def test_run_curate_show_quarantine_status(spark, cli_lake, write_bronze):
     assert status["runs"][0]["job"] == "curate" and status["runs"][0]["rows_quarantined"] == 1
     res = runner.invoke(app, ["replay", "--dataset", "orders", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["rows_quarantined"] == 1
+
+
+def test_spark_submit_entry_point_runs_and_reports(spark, cli_lake, write_bronze, capsys):
+    from jobs import curate as entry
+
+    assert entry.main(["--dataset", "orders"]) == 0  # no bronze yet: nothing to do
+    out = json.loads(capsys.readouterr().out)
+    assert (out["job"], out["status"], out["details"]["reason"]) == ("curate", "skipped", "no bronze table yet")
