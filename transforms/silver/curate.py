@@ -156,7 +156,6 @@ def _write(
     record.rows_warned = counts.get("warned", 0)
     record.rows_dropped = counts.get("dropped", 0)
     record.details.update(
-        superseded=counts.get("superseded", 0),
         dataset_rules=prepared.dataset_rules,
         uncompiled_checks=[u.key for u in prepared.plan.uncompiled] if prepared.plan else [],
         uncompiled_failed=prepared.uncompiled_failed,
@@ -212,7 +211,7 @@ def _write(
         record.rows_quarantined = counts.get("quarantined", 0) + blocked_rows
     else:
         record.rows_quarantined = counts.get("quarantined", 0)
-        if prepared.plan is None or counts.get("kept", 0) > 0:
+        if prepared.plan is None or counts.get("keepable", 0) > 0:
             started = time.perf_counter()
             version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
@@ -225,8 +224,10 @@ def _write(
             record.rows_written = inserted + updated + deleted
             record.output_version = version
             record.details.update(inserted=inserted, updated=updated, deleted=deleted)
+            kept = int(metrics.get("numSourceRows", 0) or 0)  # one row per key after dedupe
+            record.details["not_newer"] = kept - inserted - updated - deleted
             if prepared.plan is not None:
-                record.details["not_newer"] = counts.get("kept", 0) - inserted - updated - deleted
+                record.details["superseded"] = counts.get("keepable", 0) - kept
 
     if quarantined is not None and record.rows_quarantined > 0:
         rows = q.to_quarantine_rows(

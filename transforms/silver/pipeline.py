@@ -1,8 +1,9 @@
 """The shared bronze-shaped rows -> validated, deduplicated frame pipeline (curate and replay).
 
-cast -> optional dataset transform -> pandera schema-only check -> one projection computing
-``_errors``/``_severity`` -> one window ranking each key's rows (dedupe) -> persist -> one
-aggregation for every count and dataset rule.
+cast -> optional dataset transform -> pandera schema-only check -> one projection computing the
+failure bits and ``_severity`` -> persist -> one aggregation for every count and dataset rule.
+The MERGE source then ranks each key's kept rows with one window (dedupe: the newest wins), inside
+the MERGE's own source materialization, so the batch is shuffled once.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Prepared:
 
     frame: DataFrame
     plan: Plan | None
+    window: Any
     contract: list[str]
     extras: list[str]
     counts: dict[str, Any] = field(default_factory=dict)
@@ -101,10 +103,15 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def silver_rows(self) -> DataFrame:
-        """One row per key, the newest kept row: what the MERGE gets."""
-        df = self.frame.where(F.col(RANK) == 1)
-        if SEVERITY in self.frame.columns:
+        """One row per key, the newest kept row: what the MERGE gets.
+
+        The dedupe window runs here, inside the MERGE's own source materialization, so the
+        shuffle happens once; the persisted frame stays un-shuffled.
+        """
+        df = self.frame
+        if SEVERITY in df.columns:
             df = df.where(F.col(SEVERITY) <= KEEP_MAX)
+        df = df.withColumn(RANK, F.row_number().over(self.window)).where(F.col(RANK) == 1)
         return df.drop(*[c for c in (*INTERNAL, *bit_column_names(df)) if c in df.columns])
 
     def rows_at(self, action: str) -> DataFrame:
@@ -156,11 +163,10 @@ def prepare(
         )
     plan = compile_plan(dataset) if validate else None
     df = apply_plan(typed, plan, errors=False) if plan is not None else typed
+    # One window serves dedupe and key uniqueness: the newest kept row of each key wins.
     order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
-    keep_first = [(F.col(SEVERITY) <= KEEP_MAX).desc()] if plan is not None else []
-    window = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key]).orderBy(*keep_first, *order)
-    df = df.withColumn(RANK, F.row_number().over(window))
-    prepared = Prepared(frame=df, plan=plan, contract=contract, extras=extras)
+    window = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key]).orderBy(*order)
+    prepared = Prepared(frame=df, plan=plan, window=window, contract=contract, extras=extras)
     if schema_check is not None:
         prepared.schema_problems = schema_check(prepared.silver_rows().schema)
     if plan is None:
@@ -187,8 +193,7 @@ def _count(prepared: Prepared, dataset: Dataset, *, dataset_rules: bool) -> None
         "dropped": F.sum((sev == 2).cast("long")),
         "quarantined": F.sum((sev == 3).cast("long")),
         "failed": F.sum((sev == 4).cast("long")),
-        "kept": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) == 1)).cast("long")),
-        "superseded": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) > 1)).cast("long")),
+        "keepable": F.sum((sev <= KEEP_MAX).cast("long")),
     }
     rule_cols = count_columns(prepared.plan)
     rules = list(dataset.dataset_rules) if dataset_rules else []

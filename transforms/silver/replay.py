@@ -112,7 +112,7 @@ def _run(
         if reasons:
             record.finish("failed", "; ".join(reasons))
             return
-        if counts["kept"] > 0:
+        if counts["keepable"] > 0:
             version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=replay_app_id(dataset.name), txn_version=qv,
@@ -121,8 +121,8 @@ def _run(
             written = sum(int(m.get(k, 0) or 0) for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))
             record.rows_written = written
             record.output_version = version
-            record.details["not_newer"] = counts["kept"] - written
-        released = counts["kept"] + counts["superseded"] + counts["dropped"]
+            record.details["not_newer"] = int(m.get("numSourceRows", 0) or 0) - written
+        released = counts["keepable"] + counts["dropped"]
         record.details["released"] = released
         _clean_up(spark, q_uri, prepared.all_rows_with_errors(), dataset.name, qv)
         log.info(
