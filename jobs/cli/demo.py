@@ -65,6 +65,8 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
         c = _stage(f"curate {name}", lambda: curate(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
         if c.status == "skipped":
             console.print(f"  curate   {name}: nothing new")
+        elif c.status == "failed":
+            console.print(f"  [red]curate   {name}: failed[/]: {c.error}")
         else:
             console.print(
                 f"  curate   {name}: bronze v{c.input_from}..v{c.input_to} -> silver v{c.output_version}: "
