@@ -389,3 +389,40 @@ def test_non_data_commits_are_passed_untagged_data_is_refused(spark, lake, write
     with pytest.raises(CurateError, match="carries no 'headwater-bronze-items:<batch>' tag"):
         curate(spark, lake, cat, "items")
     assert RunLedger(spark, lake).latest(dataset="items")[0]["status"] == "failed"
+
+
+def test_freeze_keeps_unknown_columns_out_and_quarantines_a_new_contract_column(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+
+    cat = Catalog([items_dataset(schema_policy="freeze")])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    assert curate(spark, lake, cat, "items").status == "succeeded"
+    # A column bronze carries but the contract does not know never reaches silver under freeze.
+    write_bronze("items", ITEMS, [{**item("b"), "colour": "red"}], batch=2, extra=["colour"])
+    rec = curate(spark, lake, cat, "items")
+    assert (rec.status, rec.rows_written, rec.rows_quarantined) == ("succeeded", 1, 0)
+    silver_df = spark.read.format("delta").load(lake.uri("silver/items"))
+    assert "colour" not in silver_df.columns
+    assert sorted(r["id"] for r in silver_df.collect()) == ["a", "b"]
+    # A new contract column under freeze is a breaking change: the batch goes to quarantine
+    # with check `schema`, and silver stays as it was.
+    def wider():  # noqa: ANN202
+        class Items(pa.DataFrameModel):
+            id: T.StringType() = pa.Field(nullable=False)
+            qty: T.IntegerType() = pa.Field(ge=1, le=10, nullable=True)
+            code: T.StringType() = pa.Field(str_matches=r"[A-Z]{2}", nullable=True)
+            ts: T.TimestampType() = pa.Field(nullable=False)
+            size: T.StringType() = pa.Field(nullable=True)
+
+        return Items
+
+    before = versions(spark, lake, "silver/items")
+    write_bronze("items", ITEMS + ["size"], [{**item("c"), "size": "L"}], batch=3)
+    rec = curate(spark, lake, Catalog([items_dataset(schema_policy="freeze", columns=wider)]), "items")
+    assert rec.rows_quarantined == 1 and rec.rows_written == 0
+    assert [p["column"] for p in rec.details["schema_problems"]] == ["size"]
+    assert versions(spark, lake, "silver/items") == before
+    q = spark.read.format("delta").load(lake.uri("quarantine/items/rows"))
+    assert [(r["id"], [(e["column"], e["check"]) for e in r["_errors"]]) for r in q.collect()] == [
+        ("c", [("size", "schema")])
+    ]
