@@ -7,8 +7,11 @@ dropped, how long it took and how it ended. Counts and rule names only: never ro
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
     from ingestion.storage import Storage
+
+log = logging.getLogger(__name__)
 
 RunStatus = Literal["running", "succeeded", "failed", "skipped"]
 
@@ -127,3 +132,22 @@ def as_dict(record: RunRecord) -> dict[str, Any]:
     out = asdict(record)
     out["duration_s"] = record.duration_s
     return out
+
+
+@contextmanager
+def recorded(spark: SparkSession, storage: Storage, record: RunRecord, *, enabled: bool = True) -> Iterator[RunRecord]:
+    """Append ``record`` to the run ledger when the block ends.
+
+    An exception marks the run failed (type and message, never row contents), is recorded,
+    and is raised again.
+    """
+    try:
+        yield record
+    except Exception as err:
+        record.finish("failed", f"{type(err).__name__}: {err}")
+        log.error("%s %s: run %s failed (%s)", record.job, record.dataset, record.run_id, type(err).__name__)
+        if enabled:
+            RunLedger(spark, storage).append(record)
+        raise
+    if enabled:
+        RunLedger(spark, storage).append(record)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.runs import RunLedger, RunRecord
+from ingestion.runs import RunRecord, recorded
 from ingestion.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
@@ -76,16 +76,8 @@ def curate(
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="curate", dataset=dataset.name)
-    try:
+    with recorded(spark, storage, record, enabled=record_run):
         _run(spark, storage, dataset, record, validate=validate, transform=fn)  # type: ignore[arg-type]
-    except Exception as err:
-        record.finish("failed", f"{type(err).__name__}: {err}")
-        log.error("curate %s: run %s failed (%s)", dataset.name, record.run_id, type(err).__name__)
-        if record_run:
-            RunLedger(spark, storage).append(record)
-        raise
-    if record_run:
-        RunLedger(spark, storage).append(record)
     return record
 
 

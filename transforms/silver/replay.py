@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.runs import RunLedger, RunRecord
+from ingestion.runs import RunRecord, recorded
 from ingestion.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
@@ -59,15 +59,8 @@ def replay(
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="replay", dataset=dataset.name)
-    try:
+    with recorded(spark, storage, record, enabled=record_run):
         _run(spark, storage, dataset, record, fn)  # type: ignore[arg-type]
-    except Exception as err:
-        record.finish("failed", f"{type(err).__name__}: {err}")
-        if record_run:
-            RunLedger(spark, storage).append(record)
-        raise
-    if record_run:
-        RunLedger(spark, storage).append(record)
     return record
 
 
