@@ -54,8 +54,9 @@ def batches_dir(dataset: str) -> str:
     return f"system/batches/{dataset}"
 
 
-def lease_path(dataset: str) -> str:
-    return f"system/leases/{dataset}.json"
+def lease_path(dataset: str, scope: str | None = None) -> str:
+    """The lease object of ``dataset``'s writers; ``scope`` names a second writer role (silver)."""
+    return f"system/leases/{dataset}.json" if scope is None else f"system/leases/{dataset}.{scope}.json"
 
 
 RUNS_TABLE = "system/runs"

@@ -27,7 +27,12 @@ class LeaseLostError(LeaseHeldError):
 
 
 class Lease:
-    """``with Lease(storage, "orders", owner=run_id, seconds=600).acquire(wait=30): ...``"""
+    """``with Lease(storage, "orders", owner=run_id, seconds=600).acquire(wait=30): ...``
+
+    ``scope`` separates writer roles of one dataset: ingest (bronze) holds the plain lease,
+    curate and replay (both write silver and quarantine) hold ``scope="silver"``, so an ingest
+    and a curate of the same dataset may run together but two silver writers may not.
+    """
 
     def __init__(
         self,
@@ -35,6 +40,7 @@ class Lease:
         dataset: str,
         *,
         owner: str,
+        scope: str | None = None,
         seconds: float = 600.0,
         clock: Callable[[], float] = time.time,
         heartbeat: bool = True,
@@ -44,12 +50,17 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self.clock = clock
-        self.path = lease_path(dataset)
+        self.scope = scope
+        self.path = lease_path(dataset, scope)
         self._etag: str | None = None
         self._heartbeat = heartbeat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+
+    @property
+    def _label(self) -> str:
+        return self.dataset if self.scope is None else f"{self.dataset} ({self.scope})"
 
     def _body(self) -> bytes:
         return json.dumps({"owner": self.owner, "expires_at": self.clock() + self.seconds}).encode()
@@ -84,7 +95,7 @@ class Lease:
             if ok:
                 break
             if time.monotonic() >= deadline:
-                raise LeaseHeldError(self.dataset, owner, until)
+                raise LeaseHeldError(self._label, owner, until)
             time.sleep(poll)
         if self._heartbeat:
             self._thread = threading.Thread(target=self._beat, daemon=True, name=f"lease-{self.dataset}")
@@ -97,12 +108,12 @@ class Lease:
             self._etag = self.storage.write_bytes(self.path, self._body(), if_match=self._etag).etag
         except PreconditionFailedError:
             self.lost = True
-            raise LeaseLostError(self.dataset, "another run", 0.0) from None
+            raise LeaseLostError(self._label, "another run", 0.0) from None
 
     def check(self) -> None:
         """Raise if the heartbeat found the lease lost: stop before writing anything more."""
         if self.lost:
-            raise LeaseLostError(self.dataset, "another run", 0.0)
+            raise LeaseLostError(self._label, "another run", 0.0)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds / 3):

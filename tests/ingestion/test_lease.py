@@ -62,3 +62,14 @@ def test_heartbeat_keeps_a_short_lease_alive(lake):
     with pytest.raises(LeaseHeldError):
         Lease(lake, "orders", owner="other", seconds=1, heartbeat=False).acquire()
     lease.release()
+
+
+def test_scopes_are_separate_writer_roles_of_one_dataset(lake):
+    bronze = Lease(lake, "orders", owner="ingest", seconds=60, heartbeat=False).acquire()
+    silver = Lease(lake, "orders", owner="curate", scope="silver", seconds=60, heartbeat=False).acquire()
+    with pytest.raises(LeaseHeldError, match=r"'orders \(silver\)' is being written by run curate"):
+        Lease(lake, "orders", owner="replay", scope="silver", seconds=60, heartbeat=False).acquire()
+    assert lake.info("system/leases/orders.json") and lake.info("system/leases/orders.silver.json")
+    bronze.release()
+    silver.release()
+    assert lake.info("system/leases/orders.silver.json") is None

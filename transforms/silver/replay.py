@@ -4,7 +4,8 @@ Quarantined rows keep their raw bronze strings and lineage, so a replay runs the
 same pipeline as curate (cast, transform, validate, rank) with the *current* contract. Rows that
 now pass are MERGEd into silver under the same "newer wins" rule (a replayed row never rolls a
 newer silver row back); rows that now pass or are dropped leave quarantine; rows still failing
-stay, with their reasons refreshed.
+stay, with their reasons refreshed. Dataset rules (row count, null rate...) describe an incoming
+batch, so they are not evaluated on the quarantine's rows, which are a biased set by construction.
 
 Exactly once: the silver MERGE carries ``txnAppId = headwater-replay-<ds>`` and ``txnVersion =``
 the quarantine version read, and the quarantine clean-up is a single MERGE commit. If a replay
@@ -27,12 +28,14 @@ from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
 from transforms.silver.silver import _session_conf, merge, schema_problems
+from transforms.silver.state import writer_lease
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from ingestion.config import Settings
     from ingestion.contracts import Catalog, Dataset
+    from ingestion.lease import Lease
     from ingestion.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -53,20 +56,25 @@ def replay(
     settings: Settings | None = None,
     transform: SilverTransform | None | object = _FIND,
     record_run: bool = True,
+    lease_wait: float = 0.0,
 ) -> RunRecord:
-    """Replay the dataset's quarantine once; returns the run record (job ``replay``)."""
-    del settings
+    """Replay the dataset's quarantine once; returns the run record (job ``replay``).
+
+    Holds the dataset's silver writer lease (shared with curate); raises LeaseHeldError when a
+    curate or replay of the dataset is running past ``lease_wait`` seconds.
+    """
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="replay", dataset=dataset.name)
-    with recorded(spark, storage, record, enabled=record_run):
-        _run(spark, storage, dataset, record, fn)  # type: ignore[arg-type]
+    with writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease, \
+            recorded(spark, storage, record, enabled=record_run):
+        _run(spark, storage, dataset, record, fn, lease)  # type: ignore[arg-type]
     return record
 
 
 def _run(
     spark: SparkSession, storage: Storage, dataset: Dataset, record: RunRecord,
-    transform: SilverTransform | None,
+    transform: SilverTransform | None, lease: Lease,
 ) -> None:
     q_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
     silver_uri = storage.uri(lake.silver_table(dataset.name))
@@ -105,10 +113,12 @@ def _run(
         if reasons:
             record.finish("failed", "; ".join(reasons))
             return
+        lease.check()
         if counts["keepable"] > 0:
             version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=replay_app_id(dataset.name), txn_version=qv,
+                stable_source=prepared.stable,
             )
             m = metrics
             written = sum(int(m.get(k, 0) or 0) for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))

@@ -10,14 +10,38 @@ the writes already committed) and only then advances the watermark: exactly once
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ingestion.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.lease import Lease
 from transforms.silver.errors import CurateError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ingestion.config import Settings
     from ingestion.storage import Storage
+
+SILVER_SCOPE = "silver"
+
+
+@contextmanager
+def writer_lease(
+    storage: Storage, dataset: str, *, owner: str, settings: Settings | None, wait: float = 0.0
+) -> Iterator[Lease]:
+    """The single-writer lease of the dataset's silver side (curate and replay share it).
+
+    Raises LeaseHeldError when another run holds it past ``wait`` seconds; nothing is read or
+    written then. Held with a heartbeat; the job calls ``check()`` before each write.
+    """
+    seconds = settings.lease_seconds if settings is not None else 600.0
+    lease = Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner, seconds=seconds)
+    lease.acquire(wait=wait)
+    try:
+        yield lease
+    finally:
+        lease.release()
 
 
 def state_path(dataset: str) -> str:
