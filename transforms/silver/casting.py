@@ -4,6 +4,8 @@ Bronze keeps every value as the string found in the file. Here each contract col
 its declared type; a value that does not convert becomes null *and* is reported as a ``cast``
 error on that row (raw not null, typed null), so nothing turns null silently. Blank strings
 (``""``, ``"  "``) count as absent for non-string columns: CSV writes them for missing values.
+A decimal with more fractional digits than the declared scale is a cast error too (``try_cast``
+alone would round it): silver never holds a value that differs from the file's.
 
 Dates and timestamps honour the contract format's ``date_format``/``timestamp_format``. Under
 ANSI mode ``to_date``/``to_timestamp`` raise on bad input, so we use ``try_to_timestamp``
@@ -58,8 +60,12 @@ def contract_columns(dataset: Dataset) -> list[ContractColumn]:
     return [ContractColumn(name, col.dtype.type) for name, col in schema.columns.items()]
 
 
-def cast_column(dataset: Dataset, name: str, dtype: T.DataType) -> Column:
-    """The typed value of bronze string column ``name`` (null when it does not convert)."""
+def cast_column(dataset: Dataset, name: str, dtype: T.DataType, *, exact: bool = True) -> Column:
+    """The typed value of bronze string column ``name`` (null when it does not convert).
+
+    With ``exact``, a decimal that would be rounded to fit the declared scale is null (so a
+    cast error) too; without it (validation off) it is rounded, as ``try_cast`` does.
+    """
     raw = F.col(quote(name))
     fmt = dataset.format
     if isinstance(dtype, T.StringType):
@@ -84,6 +90,16 @@ def cast_column(dataset: Dataset, name: str, dtype: T.DataType) -> Column:
             else F.expr(f"try_cast({quote(name)} AS TIMESTAMP)")
         )
         typed = parsed.cast(dtype)
+    elif isinstance(dtype, T.DecimalType):
+        typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
+        if exact:
+            # try_cast rounds extra fractional digits (12.345 -> 12.35). Parse once more at the
+            # same integer width with every spare digit as scale: a difference means rounding,
+            # and a rounded value is a cast error, not a silent change.
+            wide = F.expr(
+                f"try_cast({quote(name)} AS DECIMAL(38, {38 - (dtype.precision - dtype.scale)}))"
+            )
+            typed = F.when(wide.isNull() | (wide == typed), typed)
     elif isinstance(dtype, _SIMPLE):
         typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
     else:
@@ -157,7 +173,7 @@ def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -
             if not isinstance(c.dtype, T.StringType):
                 flags.append(F.lit(False))
             continue
-        typed = cast_column(dataset, c.name, c.dtype)
+        typed = cast_column(dataset, c.name, c.dtype, exact=validate)
         typed_cols.append(typed.alias(c.name))
         raw_fields.append(F.col(quote(c.name)).cast("string").alias(c.name))
         failed = cast_failed(c.name, c.dtype, typed)

@@ -71,3 +71,22 @@ def test_casts_with_formats_and_try_semantics(spark):
 def test_without_validation_only_typed_columns(spark):
     df = cast_bronze(DS, bronze(spark, [("ok", "1", "1", None, None, None, None)]), validate=False)
     assert RAW not in df.columns and not [c for c in df.columns if c.startswith(CAST_FAIL)]
+
+
+def test_a_decimal_that_would_be_rounded_is_a_cast_error(spark):
+    rows = [("exact", "12.3"), ("zeros", "12.3400"), ("sci", "1.25E1"), ("rounds", "12.345"),
+            ("tiny", "0.001"), ("neg", "-9999.994"), ("wide", "1234.56")]
+    df = cast_bronze(DS, bronze(spark, [(k, None, d, None, None, None, None) for k, d in rows]))
+    got = df.select("k", "d", bit_set(CAST_FAIL, 1).alias("failed")).orderBy("k")
+    expected = spark.createDataFrame(
+        [
+            ("exact", Decimal("12.30"), False), ("neg", None, True), ("rounds", None, True),
+            ("sci", Decimal("12.50"), False), ("tiny", None, True), ("wide", Decimal("1234.56"), False),
+            ("zeros", Decimal("12.34"), False),
+        ],
+        "k string, d decimal(6,2), failed boolean",
+    )
+    assert_df_equality(got, expected, ignore_nullable=True)
+    # Without validation (benchmarks only) try_cast's rounding stands.
+    off = cast_bronze(DS, bronze(spark, [("rounds", None, "12.345", None, None, None, None)]), validate=False)
+    assert off.first()["d"] == Decimal("12.35")
