@@ -2,7 +2,7 @@
 
 1. Range: bronze versions ``(W, E]`` after the watermark ``W`` (or the pending range a crashed
    run left, redone as is). ``E`` is the idempotency token of every write of the run.
-2. Prepare (see :mod:`transforms.silver.pipeline`): cast, transform, validate, rank, persist,
+2. Prepare (see :mod:`transforms.silver.pipeline`): cast, transform, validate, materialize,
    count in one aggregation.
 3. Decide before writing: a ``fail`` rule, dataset rule or uncompiled check that fired means no
    write at all; the run is recorded as failed with the reasons and the watermark stays.
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.config import Settings
     from ingestion.contracts import Catalog, Dataset
+    from ingestion.lease import Lease
     from ingestion.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -60,24 +61,31 @@ def curate(
     validate: bool = True,
     transform: SilverTransform | None | object = _FIND,
     record_run: bool = True,
+    lease_wait: float = 0.0,
 ) -> RunRecord:
     """Curate the bronze rows not yet curated into silver (and quarantine); one run.
 
+    Holds the dataset's silver writer lease (shared with replay) for the whole run.
+
     Args:
-        settings: unused today beyond symmetry with other jobs (Spark is passed in).
+        settings: the lease duration (``lease_seconds``); defaults apply without it.
         validate: False switches validation off (benchmarks only): cast, dedupe and MERGE.
         transform: the dataset's silver transform; by default found in ``transforms.datasets``.
         record_run: append the run to the run ledger (system/runs).
+        lease_wait: seconds to wait for a running curate or replay of the dataset to finish.
 
     Returns:
         The run record: ``succeeded``, ``skipped`` (nothing new) or ``failed`` (with ``error``).
+
+    Raises:
+        LeaseHeldError: another curate or replay of the dataset holds the lease (no run recorded).
     """
-    del settings
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="curate", dataset=dataset.name)
-    with recorded(spark, storage, record, enabled=record_run):
-        _run(spark, storage, dataset, record, validate=validate, transform=fn)  # type: ignore[arg-type]
+    with st.writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease, \
+            recorded(spark, storage, record, enabled=record_run):
+        _run(spark, storage, dataset, record, validate=validate, transform=fn, lease=lease)  # type: ignore[arg-type]
     return record
 
 
@@ -89,6 +97,7 @@ def _run(
     *,
     validate: bool,
     transform: SilverTransform | None,
+    lease: Lease,
 ) -> None:
     bronze_uri = storage.uri(lake.bronze_table(dataset.name))
     if not is_delta(spark, bronze_uri):
@@ -125,6 +134,7 @@ def _run(
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
     )
     try:
+        lease.check()  # the heartbeat lost the lease while we validated: write nothing
         _write(spark, storage, dataset, record, prepared, rng.rows, state)
     finally:
         prepared.release()
@@ -208,6 +218,7 @@ def _write(
             version, metrics = merge(
                 spark, silver_uri, silver_rows, dataset,
                 app_id=silver_app_id(dataset.name), txn_version=upto,
+                stable_source=prepared.stable,
             )
             prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
             inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)

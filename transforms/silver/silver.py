@@ -107,11 +107,15 @@ def merge(
     txn_version: int,
     delete_when: str | None = None,
     target_schema: StructType | None = None,
+    stable_source: bool = False,
 ) -> tuple[int | None, dict[str, Any]]:
     """MERGE ``source`` (one row per key) into silver, once per ``(app_id, txn_version)``.
 
     Returns the silver version carrying this write (also when Delta skipped it as a rerun) and
     its operation metrics. ``target_schema``: silver's schema when the caller has it already.
+    ``stable_source``: the source reads a persisted frame whose recomputation is deterministic
+    (a fixed bronze version, a total order in the dedupe window), so Delta need not checkpoint
+    it again before its two passes (it would, seeing a non-Delta leaf).
     """
     from delta.tables import DeltaTable
 
@@ -139,6 +143,8 @@ def merge(
         "spark.databricks.delta.commitInfo.userMetadata": tag,
         "spark.databricks.delta.schema.autoMerge.enabled": str(dataset.schema_policy != "freeze").lower(),
     }
+    if stable_source:
+        conf["spark.databricks.delta.merge.materializeSource"] = "none"
     with _session_conf(spark, conf), idempotent_session_txn(spark, app_id, txn_version):
         builder.execute()
     return tagged_commit(spark, uri, tag)

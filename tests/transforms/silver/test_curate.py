@@ -2,6 +2,7 @@
 
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pandera.pyspark as pa
@@ -426,3 +427,90 @@ def test_freeze_keeps_unknown_columns_out_and_quarantines_a_new_contract_column(
     assert [(r["id"], [(e["column"], e["check"]) for e in r["_errors"]]) for r in q.collect()] == [
         ("c", [("size", "schema")])
     ]
+
+
+def test_a_running_silver_writer_holds_off_curate_and_replay(spark, lake, write_bronze):
+    from ingestion.contracts import Catalog
+    from ingestion.errors import LeaseHeldError
+    from ingestion.lease import Lease
+    from transforms.silver import replay, state
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    holder = Lease(lake, "items", scope="silver", owner="run-x", seconds=60, heartbeat=False).acquire()
+    ingest = Lease(lake, "items", owner="ingest-y", seconds=60, heartbeat=False).acquire()  # no conflict
+    for job in (curate, replay):
+        with pytest.raises(LeaseHeldError, match="being written by run run-x"):
+            job(spark, lake, cat, "items")
+    # Nothing was read, written or recorded by the refused runs.
+    assert lake.info(state.state_path("items")) is None
+    assert not lake.info("silver/items/_delta_log/00000000000000000000.json")
+    assert RunLedger(spark, lake).latest(dataset="items") == []
+    threading.Timer(1.0, holder.release).start()
+    rec = curate(spark, lake, cat, "items", lease_wait=30)
+    ingest.release()
+    assert rec.status == "succeeded" and rec.rows_written == 1
+    assert lake.info("system/leases/items.silver.json") is None  # released after the run
+
+
+def test_curate_stops_before_writing_when_its_lease_was_lost(spark, lake, write_bronze, monkeypatch):
+    from ingestion.contracts import Catalog
+    from ingestion.lease import Lease, LeaseLostError
+    from transforms.silver import state
+
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a")], batch=1)
+    monkeypatch.setattr(Lease, "check", lambda self: (_ for _ in ()).throw(LeaseLostError("items", "x", 0)))
+    with pytest.raises(LeaseLostError):
+        curate(spark, lake, cat, "items")
+    assert not lake.info("silver/items/_delta_log/00000000000000000000.json")
+    assert state.load(lake, "items").bronze_version == -1
+    assert RunLedger(spark, lake).latest(dataset="items", job="curate")[0]["status"] == "failed"
+
+
+
+def persistent_rdds(spark) -> dict[int, str]:  # noqa: ANN001
+    """id -> name of every RDD Spark keeps stored now."""
+    rdds = spark.sparkContext._jsc.getPersistentRDDs()
+    return {int(k): str(rdds.get(k).name()) for k in rdds.keySet().toArray()}
+
+
+def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
+    spark, lake, write_bronze, monkeypatch
+):
+    from delta.tables import DeltaMergeBuilder
+
+    from ingestion.contracts import Catalog
+    from transforms.silver.pipeline import prepare
+    from transforms.silver.silver import merge
+
+    ds = Catalog([items_dataset()]).get("items")
+    write_bronze("items", ITEMS, [item("a"), item("b", qty="0"), item("a", qty="3")], batch=1)
+    bronze = spark.read.format("delta").load(lake.uri("bronze/items"))
+    prepared = prepare(ds, bronze, validate=True)
+    ours = int(prepared.frame._jdf.queryExecution().analyzed().rdd().id())
+    seen: list[str | None] = []
+    execute = DeltaMergeBuilder.execute
+
+    def spy(self):  # noqa: ANN001, ANN202
+        seen.append(spark.conf.get("spark.databricks.delta.merge.materializeSource", None))
+        return execute(self)
+
+    monkeypatch.setattr(DeltaMergeBuilder, "execute", spy)
+    try:
+        assert prepared.stable
+        assert ours in persistent_rdds(spark)  # the counting job filled the checkpoint
+        assert prepared.counts["rows"] == 3 and prepared.counts["quarantined"] == 1
+        version, metrics = merge(
+            spark, lake.uri("silver/items"), prepared.silver_rows(), ds,
+            app_id="t", txn_version=1, stable_source=prepared.stable,
+        )
+        # Delta is told not to store a copy of its own beside ours, for this MERGE only.
+        assert seen == ["none"]
+        assert spark.conf.get("spark.databricks.delta.merge.materializeSource", None) != "none"
+        assert int(metrics["numSourceRows"]) == 1 and version == 1
+        got = spark.read.format("delta").load(lake.uri("silver/items")).select("id", "qty")
+        assert_df_equality(got, spark.createDataFrame([("a", 3)], "id string, qty int"), ignore_nullable=True)
+    finally:
+        prepared.release()
+    assert ours not in persistent_rdds(spark)
