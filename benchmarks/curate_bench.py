@@ -146,6 +146,8 @@ def main() -> int:
         else:
             rec = curate(spark, lake, catalog, "orders", validate=variant == "on")
             assert rec.status == "succeeded", rec.error
+            if variant == "off":
+                print(f"    off: phases {rec.details.get('seconds')}", flush=True)
             if variant == "on":
                 print(f"    on: read {rec.rows_read:,}, written {rec.rows_written:,}, "
                       f"quarantined {rec.rows_quarantined:,}, rules {rec.rules}, phases {rec.details.get('seconds')}",

@@ -4,7 +4,9 @@
     python -m jobs.curate --dataset orders --replay       # re-validate quarantined rows instead
 
 On Databricks/Synapse the cluster's session is used; locally a Delta-enabled one is built.
-Exit code 0 when the run succeeded or had nothing to do, 1 when it failed (reason in the output).
+Exit code 0 when the run succeeded or had nothing to do, 1 when it failed (reason in the output),
+2 when it could not start (another curate or replay of the dataset holds its lease, an unknown
+dataset...), with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 from ingestion.config import Settings, get_settings
 
 
-def run(dataset: str, *, settings: Settings | None = None, replay: bool = False) -> dict[str, Any]:
+def run(
+    dataset: str, *, settings: Settings | None = None, replay: bool = False, lease_wait: float = 0.0
+) -> dict[str, Any]:
     """Curate (or, with ``replay``, replay the quarantine of) ``dataset`` now; the run's record."""
     from ingestion.contracts import Catalog
     from ingestion.runs import as_dict
@@ -28,7 +32,10 @@ def run(dataset: str, *, settings: Settings | None = None, replay: bool = False)
 
     settings = settings or get_settings()
     job = replay_job if replay else curate
-    record = job(get_spark(settings), open_storage(settings), Catalog.discover(), dataset, settings=settings)
+    record = job(
+        get_spark(settings), open_storage(settings), Catalog.discover(), dataset,
+        settings=settings, lease_wait=lease_wait,
+    )
     return as_dict(record)
 
 
@@ -36,8 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobs.curate", description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--replay", action="store_true", help="replay the quarantine instead")
+    parser.add_argument("--lease-wait", type=float, default=0.0,
+                        help="seconds to wait for a running curate or replay of the dataset")
     args = parser.parse_args(argv)
-    result = run(args.dataset, replay=args.replay)
+    from ingestion.errors import HeadwaterError
+
+    try:
+        result = run(args.dataset, replay=args.replay, lease_wait=args.lease_wait)
+    except HeadwaterError as err:
+        print(f"jobs.curate: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(result, default=str, sort_keys=True))
     return 0 if result["status"] in ("succeeded", "skipped") else 1
 

@@ -25,7 +25,12 @@ def _run_table(title: str, rec: dict[str, Any]) -> Any:
     )
 
 
-def _job(kind: str, dataset: str, as_json: bool) -> None:
+LEASE_WAIT = typer.Option(
+    0.0, "--lease-wait", help="Wait this long (seconds) for a running curate or replay of the dataset."
+)
+
+
+def _job(kind: str, dataset: str, as_json: bool, lease_wait: float) -> None:
     from ingestion.runs import as_dict
     from transforms.silver import curate, replay
 
@@ -34,7 +39,8 @@ def _job(kind: str, dataset: str, as_json: bool) -> None:
     def body() -> None:
         job = curate if kind == "curate" else replay
         with console.status(f"{kind} {dataset}..."):
-            rec = as_dict(job(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings))
+            rec = as_dict(job(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings,
+                              lease_wait=lease_wait))
         emit(rec, as_json=as_json, table=_run_table(kind, rec))
         if rec["status"] == "failed":
             raise typer.Exit(1)
@@ -46,18 +52,20 @@ def _job(kind: str, dataset: str, as_json: bool) -> None:
 def run_curate_cmd(
     dataset: str = typer.Option(..., "--dataset", help="Dataset to curate (bronze -> silver)."),
     as_json: bool = JSON,
+    lease_wait: float = LEASE_WAIT,
 ) -> None:
     """Curate the bronze rows not yet curated: cast, validate, dedupe, MERGE into silver."""
-    _job("curate", dataset, as_json)
+    _job("curate", dataset, as_json, lease_wait)
 
 
 @app.command("replay")
 def replay_cmd(
     dataset: str = typer.Option(..., "--dataset", help="Dataset whose quarantine to replay."),
     as_json: bool = JSON,
+    lease_wait: float = LEASE_WAIT,
 ) -> None:
     """Re-validate quarantined rows (after a contract or transform fix); move passing ones to silver."""
-    _job("replay", dataset, as_json)
+    _job("replay", dataset, as_json, lease_wait)
 
 
 @quarantine_app.command("show")

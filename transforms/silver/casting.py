@@ -93,13 +93,17 @@ def cast_column(dataset: Dataset, name: str, dtype: T.DataType, *, exact: bool =
     elif isinstance(dtype, T.DecimalType):
         typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
         if exact:
-            # try_cast rounds extra fractional digits (12.345 -> 12.35). Parse once more at the
-            # same integer width with every spare digit as scale: a difference means rounding,
-            # and a rounded value is a cast error, not a silent change.
+            # try_cast rounds extra fractional digits (12.345 -> 12.35). Where the text has more
+            # characters after its point than the scale allows (rare; exponents land here too),
+            # parse once more at the same integer width with every spare digit as scale: a
+            # difference means rounding, and a rounded value is a cast error, not a silent change.
+            text = F.trim(raw)
+            point = F.instr(text, ".")
+            long_fraction = (point > 0) & (F.length(text) - point > F.lit(dtype.scale))
             wide = F.expr(
                 f"try_cast({quote(name)} AS DECIMAL(38, {38 - (dtype.precision - dtype.scale)}))"
             )
-            typed = F.when(wide.isNull() | (wide == typed), typed)
+            typed = F.when(~long_fraction | wide.isNull() | (wide == typed), typed)
     elif isinstance(dtype, _SIMPLE):
         typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
     else:

@@ -1,8 +1,10 @@
 """The shared bronze-shaped rows -> validated, deduplicated frame pipeline (curate and replay).
 
 cast -> optional dataset transform -> pandera schema-only check -> one projection computing the
-failure bits and ``_severity`` -> materialize -> one aggregation for every count and dataset rule.
-The MERGE source then ranks each key's kept rows with one window (dedupe: the newest wins).
+failure bits and ``_severity`` -> one window ranking each key's rows (kept rows first, then newest
+first: rank 1 of a kept row is the key's winner) -> materialize -> one aggregation for every count
+and dataset rule. The MERGE source is then a filter on the stored rows: the batch is shuffled
+once, before it is stored, and Delta's two passes over the source read it without a shuffle.
 
 Materialized how: a local checkpoint, not ``persist()``. Delta's MERGE reads its source twice and,
 seeing a non-Delta leaf (a cached relation), would copy it once more into a checkpoint of its
@@ -116,14 +118,15 @@ class Prepared:
     def silver_rows(self) -> DataFrame:
         """One row per key, the newest kept row: what the MERGE gets.
 
-        The dedupe window runs here, inside the MERGE's own source materialization, so the
-        shuffle happens once; the materialized frame stays un-shuffled.
+        Validated, the rank is stored with the rows (see :func:`prepare`); without validation
+        (benchmarks) the window runs here, inside the MERGE's source.
         """
         df = self.frame
-        if SEVERITY in df.columns:
-            df = df.where(F.col(SEVERITY) <= KEEP_MAX)
-        df = df.withColumn(RANK, F.row_number().over(self.window)).where(F.col(RANK) == 1)
-        return df.drop(*[c for c in (*INTERNAL, *bit_column_names(df)) if c in df.columns])
+        if RANK in df.columns:
+            df = df.where((F.col(RANK) == 1) & (F.col(SEVERITY) <= KEEP_MAX))
+        else:
+            df = df.withColumn(RANK, F.row_number().over(self.window)).where(F.col(RANK) == 1)
+        return _silver_columns(df)
 
     def rows_at(self, action: str) -> DataFrame:
         """The rows whose action is ``action``, with their ``_errors``."""
@@ -181,17 +184,24 @@ def prepare(
         )
     plan = compile_plan(dataset) if validate else None
     df = apply_plan(typed, plan, errors=False) if plan is not None else typed
+    problems = schema_check(_silver_columns(df).schema) if schema_check is not None else []
+    if plan is not None and not problems:
+        # Only rows bound for quarantine need their raw strings: null the rest before the
+        # shuffle and the checkpoint, so neither carries them. (A breaking schema change sends
+        # the whole batch to quarantine, raw strings and all.)
+        df = df.withColumn(RAW, F.when(F.col(SEVERITY) == SEVERITY_OF["quarantine"], F.col(RAW)))
     # One window serves dedupe and key uniqueness: the newest kept row of each key wins.
     order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
-    window = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key]).orderBy(*order)
-    prepared = Prepared(frame=df, plan=plan, window=window, contract=contract, extras=extras)
-    if schema_check is not None:
-        prepared.schema_problems = schema_check(prepared.silver_rows().schema)
+    by_key = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key])
+    window = by_key.orderBy(*order)
+    if plan is not None:
+        # Rows bound for silver rank before the others, so rank 1 is the newest *kept* row.
+        keep_first = F.when(F.col(SEVERITY) <= KEEP_MAX, F.lit(0)).otherwise(F.lit(1))
+        df = df.withColumn(RANK, F.row_number().over(by_key.orderBy(keep_first, *order)))
+    prepared = Prepared(frame=df, plan=plan, window=window, contract=contract, extras=extras,
+                        schema_problems=problems)
     if plan is None:
         return prepared  # nothing to count: Delta's commit metrics give the row counts
-    if not prepared.schema_problems:
-        # Only rows bound for quarantine need their raw strings: keep the cached frame small.
-        df = df.withColumn(RAW, F.when(F.col(SEVERITY) == SEVERITY_OF["quarantine"], F.col(RAW)))
     started = time.perf_counter()
     df, prepared.stable = _materialize(df)
     prepared.frame = df
@@ -199,6 +209,11 @@ def prepare(
     prepared.seconds["validate"] = round(time.perf_counter() - started, 3)
     prepared.uncompiled_failed = evaluate_uncompiled(df, plan)
     return prepared
+
+
+def _silver_columns(df: DataFrame) -> DataFrame:
+    """``df`` without the pipeline's own columns: what silver would receive."""
+    return df.drop(*[c for c in (*INTERNAL, *bit_column_names(df)) if c in df.columns])
 
 
 def _materialize(df: DataFrame) -> tuple[DataFrame, bool]:
@@ -224,6 +239,7 @@ def _count(prepared: Prepared, dataset: Dataset, *, dataset_rules: bool) -> None
         "quarantined": F.sum((sev == 3).cast("long")),
         "failed": F.sum((sev == 4).cast("long")),
         "keepable": F.sum((sev <= KEEP_MAX).cast("long")),
+        "winners": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) == 1)).cast("long")),
     }
     rule_cols = count_columns(prepared.plan)
     rules = list(dataset.dataset_rules) if dataset_rules else []

@@ -172,14 +172,19 @@ def tagged_commit(spark: SparkSession, uri: str, tag: str) -> tuple[int | None, 
 def append(
     spark: SparkSession, uri: str, frame: DataFrame, *, app_id: str, txn_version: int
 ) -> int | None:
-    """Append once per ``(app_id, txn_version)``; returns the version carrying it."""
+    """Append once per ``(app_id, txn_version)``; returns the version carrying it.
+
+    The idempotency token and tag are writer options, scoped to this write alone (they take
+    precedence over session settings), so the append may run while a MERGE holds its own.
+    """
     tag = commit_tag(app_id, txn_version)
-    with idempotent_session_txn(spark, app_id, txn_version):
-        (
-            frame.write.format("delta")
-            .mode("append")
-            .option("mergeSchema", "true")
-            .option("userMetadata", tag)
-            .save(uri)
-        )
+    (
+        frame.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", txn_version)
+        .option("mergeSchema", "true")
+        .option("userMetadata", tag)
+        .save(uri)
+    )
     return find_commit(spark, uri, tag)

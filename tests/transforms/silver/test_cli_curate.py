@@ -52,3 +52,23 @@ def test_spark_submit_entry_point_runs_and_reports(spark, cli_lake, write_bronze
     assert entry.main(["--dataset", "orders"]) == 0  # no bronze yet: nothing to do
     out = json.loads(capsys.readouterr().out)
     assert (out["job"], out["status"], out["details"]["reason"]) == ("curate", "skipped", "no bronze table yet")
+
+
+def test_a_held_silver_lease_is_a_clear_refusal_then_waited_for(spark, cli_lake, write_bronze, capsys):
+    import threading
+
+    from ingestion.lease import Lease
+    from jobs import curate as entry
+
+    good = {"order_id": "O-0001", "customer_id": "C-001", "status": "paid", "amount": "5.00",
+            "quantity": "1", "order_date": "2026-11-01", "updated_at": "2026-11-01T10:00:00"}
+    write_bronze("orders", ORDERS, [good], batch=1)
+    holder = Lease(cli_lake, "orders", scope="silver", owner="run-7", seconds=60, heartbeat=False).acquire()
+    res = CliRunner().invoke(app, ["run", "curate", "--dataset", "orders"])
+    assert res.exit_code == 2 and "'orders (silver)' is being written by run run-7" in res.output
+    assert entry.main(["--dataset", "orders", "--replay"]) == 2
+    assert "being written by run run-7" in capsys.readouterr().err
+    threading.Timer(1.0, holder.release).start()
+    res = CliRunner().invoke(app, ["run", "curate", "--dataset", "orders", "--lease-wait", "30", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["rows_written"] == 1

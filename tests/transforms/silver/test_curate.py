@@ -258,6 +258,37 @@ def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write
     assert state.load(lake, "items").bronze_version == 1
 
 
+def test_a_failed_merge_writes_nothing_and_the_rerun_writes_everything_once(
+    spark, lake, write_bronze, monkeypatch
+):
+    import importlib
+
+    from ingestion.contracts import Catalog
+    from transforms.silver import state
+
+    job = importlib.import_module("transforms.silver.curate")
+    cat = Catalog([items_dataset()])
+    write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
+
+    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("MERGE lost its cluster")
+
+    monkeypatch.setattr(job, "merge", crash)
+    with pytest.raises(RuntimeError, match="MERGE lost its cluster"):
+        curate(spark, lake, cat, "items")
+    assert versions(spark, lake, "quarantine/items/rows") is None
+    assert versions(spark, lake, "silver/items") is None
+    assert state.load(lake, "items").pending is not None
+    monkeypatch.undo()
+    rec = curate(spark, lake, cat, "items")
+    assert rec.status == "succeeded" and (rec.input_from, rec.input_to) == (0, 0)
+    assert rec.details["quarantine_version"] == 0
+    assert quarantined(spark, lake, "items").count() == 1
+    exp = spark.createDataFrame([("a",)], "id string")
+    assert_df_equality(silver(spark, lake, "items", "id"), exp, ignore_nullable=True)
+    assert state.load(lake, "items").pending is None
+
+
 def test_parse_errors_go_to_quarantine_with_their_reason(spark, lake, write_bronze):
     from ingestion.contracts import Catalog
 
@@ -475,6 +506,7 @@ def persistent_rdds(spark) -> dict[int, str]:  # noqa: ANN001
     return {int(k): str(rdds.get(k).name()) for k in rdds.keySet().toArray()}
 
 
+@pytest.mark.floor
 def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
     spark, lake, write_bronze, monkeypatch
 ):
