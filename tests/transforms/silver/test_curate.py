@@ -225,28 +225,33 @@ def test_idempotent_rerun_makes_no_new_version(spark, lake, write_bronze):
     assert silver(spark, lake, "items").count() == 1
 
 
-@pytest.mark.floor
-def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write_bronze, monkeypatch):
+def crashed_run(spark, lake, monkeypatch, cat, step: str) -> None:  # noqa: ANN001
+    """Run curate with ``step`` (``merge`` or ``append``) of the job raising; the run must fail."""
     import importlib
 
+    job = importlib.import_module("transforms.silver.curate")
+
+    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError(f"killed in {step}")
+
+    monkeypatch.setattr(job, step, crash)
+    with pytest.raises(RuntimeError, match=f"killed in {step}"):
+        curate(spark, lake, cat, "items")
+    monkeypatch.undo()
+
+
+@pytest.mark.floor
+def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write_bronze, monkeypatch):
     from ingestion.contracts import Catalog
     from transforms.silver import state
 
-    job = importlib.import_module("transforms.silver.curate")
     cat = Catalog([items_dataset()])
     write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
-
-    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise RuntimeError("killed after the MERGE")
-
-    monkeypatch.setattr(job, "append", crash)
-    with pytest.raises(RuntimeError):
-        curate(spark, lake, cat, "items")
+    crashed_run(spark, lake, monkeypatch, cat, "append")
     assert state.load(lake, "items").pending == {"after": -1, "upto": 0, "run_id": state.load(lake, "items").pending["run_id"]}
     silver_v = versions(spark, lake, "silver/items")
     assert silver_v is not None and versions(spark, lake, "quarantine/items/rows") is None
     write_bronze("items", ITEMS, [item("c")], batch=2)   # new data meanwhile: not mixed in
-    monkeypatch.undo()
     rec = curate(spark, lake, cat, "items")
     assert rec.status == "succeeded" and (rec.input_from, rec.input_to) == (0, 0)
     assert versions(spark, lake, "silver/items") == silver_v  # the MERGE was not redone
@@ -258,28 +263,16 @@ def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write
     assert state.load(lake, "items").bronze_version == 1
 
 
-def test_a_failed_merge_writes_nothing_and_the_rerun_writes_everything_once(
-    spark, lake, write_bronze, monkeypatch
-):
-    import importlib
-
+def test_a_failed_merge_writes_nothing_and_the_rerun_writes_everything_once(spark, lake, write_bronze, monkeypatch):
     from ingestion.contracts import Catalog
     from transforms.silver import state
 
-    job = importlib.import_module("transforms.silver.curate")
     cat = Catalog([items_dataset()])
     write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
-
-    def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise RuntimeError("MERGE lost its cluster")
-
-    monkeypatch.setattr(job, "merge", crash)
-    with pytest.raises(RuntimeError, match="MERGE lost its cluster"):
-        curate(spark, lake, cat, "items")
+    crashed_run(spark, lake, monkeypatch, cat, "merge")
     assert versions(spark, lake, "quarantine/items/rows") is None
     assert versions(spark, lake, "silver/items") is None
     assert state.load(lake, "items").pending is not None
-    monkeypatch.undo()
     rec = curate(spark, lake, cat, "items")
     assert rec.status == "succeeded" and (rec.input_from, rec.input_to) == (0, 0)
     assert rec.details["quarantine_version"] == 0
