@@ -1,9 +1,10 @@
 """The demo's embedded data: two batches of orders (CSV) and customers (JSON lines).
 
 Deterministic (seeded), small enough for a laptop, and deliberately imperfect: each batch holds
-rows a contract must reject (bad amounts, unknown statuses, dates that do not parse, a malformed
-line, a garbage file), and the second batch updates earlier orders, brings one late update that
-must not win, and shifts the distribution of ``amount`` so drift has something to find.
+rows a contract must reject (bad amounts, one that would need rounding, unknown statuses, dates
+that do not parse, a malformed line, a garbage file), and the second batch updates earlier
+orders, brings one late update that must not win, and shifts the distribution of ``amount`` so
+drift has something to find.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def orders(batch: int) -> dict[str, bytes]:
         f"O-9{batch}005,C-005,paid,5.00,1,2026-02-30,,2026-11-03T10:00:00",  # no such date
         f"BAD-{batch},C-006,paid,5.00,1,2026-11-03,,2026-11-03T10:00:00",  # id pattern
         f"O-9{batch}007,C-007,paid",  # malformed line: too few fields
+        f"O-9{batch}008,C-008,paid,12.345,1,2026-11-03,,2026-11-03T10:00:00",  # would be rounded
     ]
     rng.shuffle(rows)
     half = len(rows) // 2
