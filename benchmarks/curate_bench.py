@@ -1,6 +1,6 @@
 """Benchmark: the curate job against a hand-written PySpark job, on generated orders.
 
-    .venv/bin/python benchmarks/curate_bench.py --rows 1000000
+    .venv/bin/python benchmarks/curate_bench.py --rows 1000000 --repeat 5
 
 Generates one bronze batch of ``--rows`` order rows (string columns + lineage, as the ingest job
 writes them; ~20 % are updates of earlier keys, ~1 % carry bad values) and a silver table already
@@ -10,10 +10,12 @@ holding half of the keys. Each variant starts from a fresh copy of both and is t
   with ``row_number`` by key, MERGE (update when newer, insert when new).
 * ``curate(off)``: ``transforms.silver.curate(..., validate=False)``: the same work through our job
   (watermark, history lookups, run ledger included).
-* ``curate(on)``: the full curate: expectations, ``_errors``, quarantine, counts, persisted frame.
+* ``curate(on)``: the full curate: expectations, ``_errors``, quarantine, counts, the checkpointed
+  batch.
 
 Prints r1 = curate(off) / hand (target <= 1.10) and r2 = curate(on) / curate(off) (target <= 1.3),
-each from the median of ``--repeat`` alternating runs. Not a test: no assertion, just figures.
+each from the median of ``--repeat`` alternating runs, and the ratio of each round's pair (runs
+next to each other share the machine's mood). Not a test: no assertion, just figures.
 """
 
 from __future__ import annotations
@@ -168,6 +170,11 @@ def main() -> int:
     best = {k: min(v) for k, v in times.items()}
     print("median: " + ", ".join(f"{k} {v:.2f}s" for k, v in med.items()))
     print("best:   " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()))
+    for a, b in (("off", "hand"), ("on", "off")):
+        if {a, b} <= set(times):
+            pairs = [x / y for x, y in zip(times[a], times[b])]
+            print(f"{a}/{b} per round: " + ", ".join(f"{p:.3f}" for p in pairs)
+                  + f"  (median {statistics.median(pairs):.3f})")
     if {"hand", "off"} <= set(times):
         print(f"r1 = curate(validation off) / hand-written = {med['off'] / med['hand']:.3f} median, "
               f"{best['off'] / best['hand']:.3f} best  (target <= 1.10)")
