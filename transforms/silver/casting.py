@@ -90,25 +90,27 @@ def cast_column(dataset: Dataset, name: str, dtype: T.DataType, *, exact: bool =
             else F.expr(f"try_cast({quote(name)} AS TIMESTAMP)")
         )
         typed = parsed.cast(dtype)
-    elif isinstance(dtype, T.DecimalType):
-        typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
-        if exact:
-            # try_cast rounds extra fractional digits (12.345 -> 12.35). Where the text has more
-            # characters after its point than the scale allows (rare; exponents land here too),
-            # parse once more at the same integer width with every spare digit as scale: a
-            # difference means rounding, and a rounded value is a cast error, not a silent change.
-            text = F.trim(raw)
-            point = F.instr(text, ".")
-            long_fraction = (point > 0) & (F.length(text) - point > F.lit(dtype.scale))
-            wide = F.expr(
-                f"try_cast({quote(name)} AS DECIMAL(38, {38 - (dtype.precision - dtype.scale)}))"
-            )
-            typed = F.when(~long_fraction | wide.isNull() | (wide == typed), typed)
     elif isinstance(dtype, _SIMPLE):
         typed = F.expr(f"try_cast({quote(name)} AS {dtype.simpleString()})")
+        if exact and isinstance(dtype, T.DecimalType):
+            typed = _unless_rounded(name, dtype, typed)
     else:
         raise UnsupportedTypeError(dataset.name, name, dtype.simpleString())
     return F.when(blank, F.lit(None).cast(dtype)).otherwise(typed)
+
+
+def _unless_rounded(name: str, dtype: T.DecimalType, typed: Column) -> Column:
+    """``typed``, or null where ``try_cast`` rounded the text to fit the scale (12.345 -> 12.35).
+
+    Only text with more characters after its point than the scale allows (rare; exponents land
+    here too) is parsed once more, at the same integer width with every spare digit as scale:
+    a difference means rounding, and a rounded value is a cast error, not a silent change.
+    """
+    text = F.trim(F.col(quote(name)))
+    point = F.instr(text, ".")
+    long_fraction = (point > 0) & (F.length(text) - point > F.lit(dtype.scale))
+    wide = F.expr(f"try_cast({quote(name)} AS DECIMAL(38, {38 - (dtype.precision - dtype.scale)}))")
+    return F.when(~long_fraction | wide.isNull() | (wide == typed), typed)
 
 
 def cast_failed(name: str, dtype: T.DataType, typed: Column) -> Column | None:

@@ -239,7 +239,6 @@ def _count(prepared: Prepared, dataset: Dataset, *, dataset_rules: bool) -> None
         "quarantined": F.sum((sev == 3).cast("long")),
         "failed": F.sum((sev == 4).cast("long")),
         "keepable": F.sum((sev <= KEEP_MAX).cast("long")),
-        "winners": F.sum(((sev <= KEEP_MAX) & (F.col(RANK) == 1)).cast("long")),
     }
     rule_cols = count_columns(prepared.plan)
     rules = list(dataset.dataset_rules) if dataset_rules else []

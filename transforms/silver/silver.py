@@ -113,9 +113,9 @@ def merge(
 
     Returns the silver version carrying this write (also when Delta skipped it as a rerun) and
     its operation metrics. ``target_schema``: silver's schema when the caller has it already.
-    ``stable_source``: the source reads a persisted frame whose recomputation is deterministic
-    (a fixed bronze version, a total order in the dedupe window), so Delta need not checkpoint
-    it again before its two passes (it would, seeing a non-Delta leaf).
+    ``stable_source``: the source reads a local checkpoint (fixed rows that read the same
+    twice), so Delta need not copy it again before its two passes (it would, seeing a non-Delta
+    leaf).
     """
     from delta.tables import DeltaTable
 

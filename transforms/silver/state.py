@@ -10,8 +10,6 @@ the writes already committed) and only then advances the watermark: exactly once
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,22 +24,17 @@ if TYPE_CHECKING:  # pragma: no cover
 SILVER_SCOPE = "silver"
 
 
-@contextmanager
 def writer_lease(
     storage: Storage, dataset: str, *, owner: str, settings: Settings | None, wait: float = 0.0
-) -> Iterator[Lease]:
-    """The single-writer lease of the dataset's silver side (curate and replay share it).
+) -> Lease:
+    """The single-writer lease of the dataset's silver side (curate and replay share it), taken.
 
-    Raises LeaseHeldError when another run holds it past ``wait`` seconds; nothing is read or
-    written then. Held with a heartbeat; the job calls ``check()`` before each write.
+    Use it as ``with writer_lease(...) as lease:`` (the Lease releases itself). Raises
+    LeaseHeldError when another run holds it past ``wait`` seconds; nothing is read or written
+    then. Held with a heartbeat; the job calls ``check()`` before each write.
     """
-    seconds = settings.lease_seconds if settings is not None else 600.0
-    lease = Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner, seconds=seconds)
-    lease.acquire(wait=wait)
-    try:
-        yield lease
-    finally:
-        lease.release()
+    timing = {} if settings is None else {"seconds": settings.lease_seconds}
+    return Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner, **timing).acquire(wait=wait)
 
 
 def state_path(dataset: str) -> str:
