@@ -157,6 +157,15 @@ def bit_set(prefix: str, index: int) -> Column:
     return F.col(f"{prefix}_{k}").bitwiseAND(F.lit(1 << j).cast("long")) != F.lit(0).cast("long")
 
 
+def any_bit_set(prefix: str, indexes: list[int]) -> Column:
+    """True when any of flags ``indexes`` is set (one mask test per long column; never null)."""
+    hit = F.lit(False)
+    for k in sorted({i // BITS for i in indexes}):
+        mask = sum(1 << (i % BITS) for i in indexes if i // BITS == k)
+        hit = hit | (F.col(f"{prefix}_{k}").bitwiseAND(F.lit(mask).cast("long")) != F.lit(0).cast("long"))
+    return hit
+
+
 def castable_columns(dataset: Dataset) -> list[ContractColumn]:
     """Contract columns that are cast from strings (and so can fail to), in declared order."""
     return [c for c in contract_columns(dataset) if not isinstance(c.dtype, T.StringType)]

@@ -30,7 +30,15 @@ import pyspark.sql.functions as F
 from pyspark.sql import Window
 
 from ingestion import lake
-from transforms.silver.casting import CAST_FAIL, ERROR_TYPE, RAW, bit_columns, bit_set, quote
+from transforms.silver.casting import (
+    CAST_FAIL,
+    ERROR_TYPE,
+    RAW,
+    any_bit_set,
+    bit_columns,
+    bit_set,
+    quote,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
@@ -312,30 +320,21 @@ def apply_plan(df: DataFrame, plan: Plan, *, errors: bool = True) -> DataFrame:
     df = df.withColumns(
         {k: F.when(corrupt, F.lit(0).cast("long")).otherwise(v) for k, v in fail_bits.items()}
     )
-    levels: list[Column] = []
-    by_action: dict[str, list[int]] = {}
-    for j, action in enumerate(plan.cast_actions.values()):
-        by_action.setdefault(action, []).append(j)
-    for action, idx in by_action.items():
-        hit = F.lit(False)
-        for k in sorted({j // 63 for j in idx}):
-            mask = sum(1 << (j % 63) for j in idx if j // 63 == k)
-            hit = hit | (F.col(f"{CAST_FAIL}_{k}").bitwiseAND(F.lit(mask).cast("long")) != 0)
-        levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
-    by_action = {}
-    for i, e in enumerate(plan.expectations):
-        by_action.setdefault(e.action, []).append(i)
-    for action, idx in by_action.items():
-        hit = F.lit(False)
-        for k in sorted({i // 63 for i in idx}):
-            mask = sum(1 << (i % 63) for i in idx if i // 63 == k)
-            hit = hit | (F.col(f"{FAIL}_{k}").bitwiseAND(F.lit(mask).cast("long")) != 0)
-        levels.append(F.when(hit, F.lit(SEVERITY_OF[action])))
+    levels = _severity_levels(CAST_FAIL, list(plan.cast_actions.values()))
+    levels += _severity_levels(FAIL, [e.action for e in plan.expectations])
     severity = F.greatest(F.lit(0), F.lit(0), *levels)
     df = df.withColumn(
         SEVERITY, F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity)
     )
     return with_errors(df, plan) if errors else df
+
+
+def _severity_levels(prefix: str, actions: list[Action]) -> list[Column]:
+    """Per action, its severity where any flag (bit ``i`` of ``prefix``) with that action is set."""
+    by_action: dict[str, list[int]] = {}
+    for i, action in enumerate(actions):
+        by_action.setdefault(action, []).append(i)
+    return [F.when(any_bit_set(prefix, idx), F.lit(SEVERITY_OF[a])) for a, idx in by_action.items()]
 
 
 def with_errors(df: DataFrame, plan: Plan) -> DataFrame:
