@@ -149,6 +149,37 @@ def _batcher(ledger: Ledger, clock: Clock, submitter: Submitter, **settings: Any
     return Batcher(ledger, BatchPolicy(BatchingSettings(**{**base, **settings})), submitter, clock=clock)
 
 
+@dataclass
+class HeldRun:
+    """A trigger of ``orders`` (three files: due) whose run is blocked inside its submit."""
+
+    sub: DrainingSubmitter
+    batcher: Batcher
+    gate: threading.Event
+    thread: threading.Thread
+    outcome: dict[str, Any]
+
+    def release(self) -> Any:
+        """Let the held run (and any run after it, unblocked) finish; the held trigger's result."""
+        self.sub.gate = None
+        self.gate.set()
+        self.thread.join(10)
+        return self.outcome.get("first")
+
+
+def _held_run(ledger: Ledger, clock: Clock, land: Any) -> HeldRun:
+    gate = threading.Event()
+    sub = DrainingSubmitter(ledger, gate=gate)
+    batcher = _batcher(ledger, clock, sub)
+    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
+        land(name)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(first=batcher.trigger("orders")))
+    thread.start()
+    assert sub.started.wait(10)
+    return HeldRun(sub, batcher, gate, thread, outcome)
+
+
 def test_not_due_means_no_run(ledger, clock, land):
     sub = DrainingSubmitter(ledger)
     land("orders/a.csv")
@@ -183,15 +214,8 @@ def test_due_by_bytes_and_by_age(ledger, clock, land):
 
 
 def test_triggers_while_a_run_is_active_are_coalesced_into_one_follow_up(ledger, clock, land):
-    gate = threading.Event()
-    sub = DrainingSubmitter(ledger, gate=gate)
-    batcher = _batcher(ledger, clock, sub)
-    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
-        land(name)
-    outcome: dict[str, Any] = {}
-    runner = threading.Thread(target=lambda: outcome.update(first=batcher.trigger("orders")))
-    runner.start()
-    assert sub.started.wait(10)
+    held = _held_run(ledger, clock, land)
+    sub, batcher = held.sub, held.batcher
     assert batcher.is_active("orders")
 
     # Three more files land while the first run is active; each event triggers.
@@ -202,10 +226,7 @@ def test_triggers_while_a_run_is_active_are_coalesced_into_one_follow_up(ledger,
     assert coalesced == ["coalesced"] * 3
     assert len(sub.calls) == 1  # no second run while one is active
 
-    sub.gate = None
-    gate.set()
-    runner.join(10)
-    first = outcome["first"]
+    first = held.release()
     # One follow-up run for the three coalesced triggers, by the runner itself.
     assert sub.calls == [
         ["orders/a.csv", "orders/b.csv", "orders/c.csv"],
@@ -216,19 +237,11 @@ def test_triggers_while_a_run_is_active_are_coalesced_into_one_follow_up(ledger,
 
 
 def test_a_coalesced_trigger_below_threshold_waits_for_its_threshold(ledger, clock, land):
-    gate = threading.Event()
-    sub = DrainingSubmitter(ledger, gate=gate)
-    batcher = _batcher(ledger, clock, sub)
-    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
-        land(name)
-    runner = threading.Thread(target=batcher.trigger, args=("orders",))
-    runner.start()
-    assert sub.started.wait(10)
+    held = _held_run(ledger, clock, land)
+    sub, batcher = held.sub, held.batcher
     land("orders/late.csv")
     assert batcher.trigger("orders").outcome == "coalesced"
-    sub.gate = None
-    gate.set()
-    runner.join(10)
+    held.release()
     # Re-evaluated, not forced: one file is below every threshold, so it waits (not lost).
     assert len(sub.calls) == 1
     assert [f.path for f in ledger.queued("orders")] == ["orders/late.csv"]
@@ -238,20 +251,13 @@ def test_a_coalesced_trigger_below_threshold_waits_for_its_threshold(ledger, clo
 
 
 def test_datasets_run_independently(ledger, clock, land):
-    gate = threading.Event()
-    sub = DrainingSubmitter(ledger, gate=gate)
-    batcher = _batcher(ledger, clock, sub)
-    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
-        land(name)
-    runner = threading.Thread(target=batcher.trigger, args=("orders",))
-    runner.start()
-    assert sub.started.wait(10)
+    held = _held_run(ledger, clock, land)
+    sub, batcher = held.sub, held.batcher
     for name in ("customers/a.jsonl", "customers/b.jsonl", "customers/c.jsonl"):
         land(name)
-    sub.gate = None
+    sub.gate = None  # the customers run must not block; the orders run still does
     assert batcher.trigger("customers").outcome == "ran"  # not blocked by the orders run
-    gate.set()
-    runner.join(10)
+    held.release()
     assert sorted(c[0].split("/")[0] for c in sub.calls) == ["customers", "orders"]
 
 

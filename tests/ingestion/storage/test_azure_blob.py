@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import pytest
+from storage_contract import race_exclusive_creates
 
 from ingestion.config import LakeSettings, Settings
 from ingestion.errors import (
@@ -31,20 +31,8 @@ def test_exclusive_create_is_if_none_match_star(azurite_storage):  # noqa: F811
 
 
 def test_exactly_one_of_racing_exclusive_creates_wins(azurite_storage):  # noqa: F811
-    st, wins, losses = azurite_storage, [], []
-
-    def create(i: int) -> None:
-        try:
-            st.write_bytes("system/leases/orders.json", str(i).encode(), exclusive=True)
-            wins.append(i)
-        except AlreadyExistsError:
-            losses.append(i)
-
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    st = azurite_storage
+    wins, losses = race_exclusive_creates(st, "system/leases/orders.json")
     assert len(wins) == 1 and len(losses) == 7
     assert st.read_bytes("system/leases/orders.json") == str(wins[0]).encode()
 

@@ -1,10 +1,10 @@
 import hashlib
 import io
-import threading
 
 import pytest
+from storage_contract import race_exclusive_creates
 
-from ingestion.errors import AlreadyExistsError, NotFoundError, PreconditionFailedError, StorageError
+from ingestion.errors import NotFoundError, PreconditionFailedError, StorageError
 from ingestion.storage import LocalStorage
 
 
@@ -14,22 +14,7 @@ def st(tmp_path):
 
 
 def test_exclusive_create_has_one_winner(st):
-    wins, losses = [], []
-    go = threading.Barrier(8)
-
-    def attempt(i):
-        go.wait()
-        try:
-            st.write_bytes("system/x.json", str(i).encode(), exclusive=True)
-            wins.append(i)
-        except AlreadyExistsError:
-            losses.append(i)
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    wins, losses = race_exclusive_creates(st, "system/x.json")
     assert len(wins) == 1 and len(losses) == 7
     assert st.read_bytes("system/x.json") == str(wins[0]).encode()
 

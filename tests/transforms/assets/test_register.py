@@ -226,14 +226,10 @@ def test_load_check_catches_an_mltable_that_does_not_load_or_pins_the_wrong_vers
 
 
 def test_uri_folder_asset_is_an_immutable_snapshot(spark, lake, catalog, lake_settings):
-    import dataclasses
-
     from transforms.assets import register
     from transforms.gold import publish
 
-    orders = catalog.get("orders")
-    cat = Catalog([dataclasses.replace(orders, gold=dataclasses.replace(orders.gold, asset_type="uri_folder")),
-                   catalog.get("customers")])
+    cat = gf.with_asset_type(catalog, "uri_folder")
     gf.write_silver(spark, lake, "customers", gf.customers(4), bronze_end=0)
     gf.write_silver(spark, lake, "orders", gf.orders(4, 10, seed=3), bronze_end=0)
     publish(spark, lake, cat, "orders", settings=lake_settings)

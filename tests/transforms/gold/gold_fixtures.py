@@ -23,6 +23,17 @@ USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 COUNTRIES = ["DE", "FR", "NL", "SE", "US", "GB"]
 
 
+def with_asset_type(catalog: Any, asset_type: str) -> Any:
+    """The example catalog (orders with its gold, customers) with the gold asset type changed."""
+    import dataclasses
+
+    from ingestion.contracts import Catalog
+
+    orders = catalog.get("orders")
+    gold = dataclasses.replace(orders.gold, asset_type=asset_type)
+    return Catalog([dataclasses.replace(orders, gold=gold), catalog.get("customers")])
+
+
 def write_silver(spark: Any, storage: Any, dataset: str, rows: list[tuple], *, bronze_end: int) -> int:
     """Overwrite silver/<dataset> with ``rows``; returns the new Delta version."""
     from ingestion.spark.delta import table_version

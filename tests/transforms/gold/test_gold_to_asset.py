@@ -7,12 +7,9 @@ guard) also runs on the platform floor, where mltable is not installed.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 import gold_fixtures as gf
-from ingestion.contracts import Catalog
 
 pytestmark = pytest.mark.spark
 
@@ -23,9 +20,7 @@ def test_two_batches_end_with_two_versions_and_drift_on_the_shifted_column(spark
     from transforms.assets.vacuum import vacuum
     from transforms.gold import publish
 
-    orders = catalog.get("orders")
-    cat = Catalog([dataclasses.replace(orders, gold=dataclasses.replace(orders.gold, asset_type="uri_folder")),
-                   catalog.get("customers")])
+    cat = gf.with_asset_type(catalog, "uri_folder")
     gf.write_silver(spark, lake, "customers", gf.customers(12), bronze_end=0)
     gf.write_silver(spark, lake, "orders", gf.orders(12, 60, seed=4), bronze_end=0)
     publish(spark, lake, cat, "orders", settings=lake_settings)

@@ -78,22 +78,25 @@ def test_orders_good_bad_and_duplicates(spark, lake, catalog, write_bronze):
 
 
 # --- small contracts for focused cases -------------------------------------------------------------
+def items_model():  # noqa: ANN201
+    """The model of :func:`items_dataset`: key ``id``, ``qty`` 1..10, ``code`` pattern, ``ts``."""
+
+    class Items(pa.DataFrameModel):
+        id: T.StringType() = pa.Field(nullable=False)
+        qty: T.IntegerType() = pa.Field(ge=1, le=10, nullable=True)
+        code: T.StringType() = pa.Field(str_matches=r"[A-Z]{2}", nullable=True)
+        ts: T.TimestampType() = pa.Field(nullable=False)
+
+    return Items
+
+
 def items_dataset(**overrides):  # noqa: ANN003, ANN201
     """A small CSV contract: key ``id``, ``qty`` 1..10, ``code`` pattern, ordered by ``ts``."""
     from ingestion.contracts import Csv, Dataset
 
-    def columns():  # noqa: ANN202
-        class Items(pa.DataFrameModel):
-            id: T.StringType() = pa.Field(nullable=False)
-            qty: T.IntegerType() = pa.Field(ge=1, le=10, nullable=True)
-            code: T.StringType() = pa.Field(str_matches=r"[A-Z]{2}", nullable=True)
-            ts: T.TimestampType() = pa.Field(nullable=False)
-
-        return Items
-
     args = dict(
         name="items", landing="items/*.csv", format=Csv(timestamp_format="yyyy-MM-dd HH:mm"),
-        columns=columns, primary_key=("id",), order_by="ts",
+        columns=items_model, primary_key=("id",), order_by="ts",
     )
     args.update(overrides)
     return Dataset(**args)
@@ -432,14 +435,10 @@ def test_freeze_keeps_unknown_columns_out_and_quarantines_a_new_contract_column(
     # A new contract column under freeze is a breaking change: the batch goes to quarantine
     # with check `schema`, and silver stays as it was.
     def wider():  # noqa: ANN202
-        class Items(pa.DataFrameModel):
-            id: T.StringType() = pa.Field(nullable=False)
-            qty: T.IntegerType() = pa.Field(ge=1, le=10, nullable=True)
-            code: T.StringType() = pa.Field(str_matches=r"[A-Z]{2}", nullable=True)
-            ts: T.TimestampType() = pa.Field(nullable=False)
+        class WiderItems(items_model()):
             size: T.StringType() = pa.Field(nullable=True)
 
-        return Items
+        return WiderItems
 
     before = versions(spark, lake, "silver/items")
     write_bronze("items", ITEMS + ["size"], [{**item("c"), "size": "L"}], batch=3)
