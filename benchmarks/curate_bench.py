@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingestion.config import LakeSettings, Settings, SparkSettings  # noqa: E402
+from ingestion.core.config import LakeSettings, Settings, SparkSettings  # noqa: E402
 
 
 def generate_bronze(spark, uri: str, rows: int, *, batch: int) -> None:  # noqa: ANN001
@@ -112,8 +112,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from ingestion.contracts import Catalog
-    from ingestion.spark.session import get_spark
-    from ingestion.storage import LocalStorage
+    from ingestion.core.spark.session import get_spark
+    from ingestion.core.storage import LocalStorage
     from transforms.silver import curate
 
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))

@@ -28,14 +28,14 @@ from ingestion.batching import (
     describe,
     submitter_from_settings,
 )
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 from ingestion.contracts import Catalog
 from ingestion.contracts.paths import check_landing_path
-from ingestion.errors import RejectedPathError
+from ingestion.core.errors import RejectedPathError
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import UNROUTED, entry_key
 from ingestion.poison import PoisonBox
-from ingestion.storage import Storage, open_storage
+from ingestion.core.storage import Storage, open_storage
 
 from functions.events import Ignored, classify
 
@@ -148,7 +148,7 @@ class LandingRuntime:
         """Handle the blob trigger's ``BlobClient``: properties only, never the content."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        from ingestion.storage.azure_blob import is_directory, normalize_etag
+        from ingestion.core.storage.azure_blob import is_directory, normalize_etag
 
         name = blob.blob_name
         if blob.container_name != self.landing_container:

@@ -11,7 +11,7 @@ Three parts, each replaceable on its own:
 * :class:`Batcher` - evaluates the policy on every trigger and keeps one run per dataset at a
   time. A trigger that arrives while a run is active is coalesced: the runner evaluates the
   policy again before it lets go, so the trigger is not lost and many triggers make one
-  follow-up run. Across processes the ingest job's lease (``ingestion.lease``) keeps a single
+  follow-up run. Across processes the ingest job's lease (``ingestion.core.lease``) keeps a single
   writer; a trigger that finds the lease held leaves its files queued for that run's batcher or
   the reconcile timer's sweep.
 
@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ingestion.config import BatchingSettings, Settings
-from ingestion.errors import HeadwaterError, LeaseHeldError
+from ingestion.core.config import BatchingSettings, Settings
+from ingestion.core.errors import HeadwaterError, LeaseHeldError
 from ingestion.events.ledger import Ledger, QueuedFile
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
 
-from ingestion.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
 from ingestion.events.ledger import UNROUTED, entry_key
-from ingestion.storage import Storage
+from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

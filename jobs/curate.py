@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 
 
 def run(
@@ -24,9 +24,9 @@ def run(
 ) -> dict[str, Any]:
     """Curate (or, with ``replay``, replay the quarantine of) ``dataset`` now; the run's record."""
     from ingestion.contracts import Catalog
-    from ingestion.runs import as_dict
-    from ingestion.spark.session import get_spark
-    from ingestion.storage import open_storage
+    from ingestion.core.runs import as_dict
+    from ingestion.core.spark.session import get_spark
+    from ingestion.core.storage import open_storage
     from transforms.silver import curate
     from transforms.silver import replay as replay_job
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-wait", type=float, default=0.0,
                         help="seconds to wait for a running curate or replay of the dataset")
     args = parser.parse_args(argv)
-    from ingestion.errors import HeadwaterError
+    from ingestion.core.errors import HeadwaterError
 
     try:
         result = run(args.dataset, replay=args.replay, lease_wait=args.lease_wait)

@@ -12,15 +12,15 @@ import json
 import sys
 from typing import Any
 
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 
 
 def run(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0.0) -> dict[str, Any]:
     """Ingest ``dataset`` now; returns the run's summary."""
     from ingestion.bronze.job import ingest
     from ingestion.contracts import Catalog
-    from ingestion.spark.session import get_spark
-    from ingestion.storage import open_storage
+    from ingestion.core.spark.session import get_spark
+    from ingestion.core.storage import open_storage
 
     settings = settings or get_settings()
     result = ingest(

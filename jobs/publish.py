@@ -14,15 +14,15 @@ import json
 import sys
 from typing import Any
 
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 
 
 def run(dataset: str, *, settings: Settings | None = None, register: bool = True, force: bool = False) -> dict[str, Any]:
     """Publish ``dataset``'s gold (and register it); returns the run's summary."""
     from ingestion.contracts import Catalog
-    from ingestion.runs import as_dict
-    from ingestion.spark.session import get_spark
-    from ingestion.storage import open_storage
+    from ingestion.core.runs import as_dict
+    from ingestion.core.spark.session import get_spark
+    from ingestion.core.storage import open_storage
     from transforms.gold import publish
 
     settings = settings or get_settings()

@@ -13,14 +13,14 @@ import json
 import sys
 from typing import Any
 
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 
 
 def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Register ``dataset``'s gold; returns the run's summary."""
     from ingestion.contracts import Catalog
-    from ingestion.spark.session import get_spark
-    from ingestion.storage import open_storage
+    from ingestion.core.spark.session import get_spark
+    from ingestion.core.storage import open_storage
     from transforms.assets import register
 
     settings = settings or get_settings()

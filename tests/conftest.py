@@ -18,6 +18,6 @@ def _installed(module: str) -> bool:
 
 collect_ignore_glob: list[str] = []
 if not _installed("azure.storage.blob") or not _installed("azure.functions"):
-    collect_ignore_glob += ["functions/*", "ingestion/storage/test_azure_blob.py"]
+    collect_ignore_glob += ["functions/*", "ingestion/core/storage/test_azure_blob.py"]
 if not _installed("azure.ai.ml") or not _installed("mltable"):
     collect_ignore_glob += ["interop/*", "transforms/assets/*"]

@@ -25,11 +25,11 @@ from urllib.parse import unquote, urlparse
 
 from ingestion.bronze.manifest import Manifest, ManifestFile, Manifests
 from ingestion.bronze.sniff import sniff
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 from ingestion.contracts import Catalog, Csv, Dataset, JsonArray, JsonLines, Parquet
-from ingestion.errors import AlreadyExistsError, FileRejectedError
+from ingestion.core.errors import AlreadyExistsError, FileRejectedError
 from ingestion.events import Ledger, LedgerEntry
-from ingestion.lake import (
+from ingestion.core.lake import (
     BATCH_ID,
     CORRUPT_RECORD,
     INGESTED_AT,
@@ -41,9 +41,9 @@ from ingestion.lake import (
     bronze_table,
     quarantine_files,
 )
-from ingestion.lease import Lease
-from ingestion.runs import RunLedger, RunRecord
-from ingestion.storage import Storage
+from ingestion.core.lease import Lease
+from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.storage import Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -203,7 +203,7 @@ class IngestJob:
     def _write(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
         uri = self.storage.uri(bronze_table(ds.name))
         tag = f"{app_id(ds.name)}:{manifest.batch}"
-        from ingestion.spark.delta import find_commit
+        from ingestion.core.spark.delta import find_commit
 
         committed = find_commit(self.spark, uri, tag)
         todo = manifest.by_disposition("ingest")

@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from ingestion.errors import AlreadyExistsError
-from ingestion.lake import batches_dir
-from ingestion.storage import Storage
+from ingestion.core.errors import AlreadyExistsError
+from ingestion.core.lake import batches_dir
+from ingestion.core.storage import Storage
 
 Disposition = Literal["ingest", "unchanged", "rejected"]
 

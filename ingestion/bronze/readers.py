@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingestion.contracts import Csv
-from ingestion.lake import CORRUPT_RECORD, PARSE_ERROR, SOURCE_ROW
+from ingestion.core.lake import CORRUPT_RECORD, PARSE_ERROR, SOURCE_ROW
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession

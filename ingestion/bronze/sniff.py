@@ -14,8 +14,8 @@ import zlib
 from dataclasses import dataclass
 
 from ingestion.contracts import Csv, Dataset, JsonArray, JsonLines, Parquet
-from ingestion.errors import FileRejectedError
-from ingestion.storage import Storage
+from ingestion.core.errors import FileRejectedError
+from ingestion.core.storage import Storage
 
 SNIFF_BYTES = 256 * 1024
 GZIP_MAGIC = b"\x1f\x8b"

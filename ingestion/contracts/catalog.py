@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from ingestion.contracts.model import Dataset
 from ingestion.contracts.paths import check_landing_path, glob_match
-from ingestion.errors import ContractError, RejectedPathError, UnknownDatasetError
+from ingestion.core.errors import ContractError, RejectedPathError, UnknownDatasetError
 
 DEFAULT_PACKAGE = "schemas"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from ingestion.errors import ContractError
+from ingestion.core.errors import ContractError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandera.pyspark as pa

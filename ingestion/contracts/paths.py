@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from ingestion.errors import RejectedPathError
+from ingestion.core.errors import RejectedPathError
 
 
 @lru_cache(maxsize=256)

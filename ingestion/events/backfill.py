@@ -13,7 +13,7 @@ from collections.abc import Callable
 from ingestion.contracts import Catalog
 from ingestion.events.handler import EventHandler, EventResult
 from ingestion.events.ledger import UNROUTED, Ledger, entry_key
-from ingestion.storage import Storage
+from ingestion.core.storage import Storage
 
 
 def backfill(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ingestion.contracts import Catalog
-from ingestion.errors import RejectedPathError
+from ingestion.core.errors import RejectedPathError
 from ingestion.events.ledger import UNROUTED, Ledger, LedgerEntry
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from ingestion.errors import AlreadyExistsError, PreconditionFailedError
-from ingestion.storage import Storage
+from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.core.storage import Storage
 
 Status = Literal["pending", "batched", "ingested", "unchanged", "rejected"]
 UNROUTED = "_unrouted"

@@ -6,7 +6,7 @@ Fixtures (import them into a ``conftest.py``)::
 
 * ``azurite`` - session-scoped :class:`Azurite` server: ``node_modules/.bin/azurite-blob`` on a
   free loopback port with a temporary ``--location``; stopped at the end of the session.
-* ``azurite_storage`` - a :class:`~ingestion.storage.azure_blob.BlobStorage` over containers
+* ``azurite_storage`` - a :class:`~ingestion.core.storage.azure_blob.BlobStorage` over containers
   unique to the test (so tests never see each other's blobs), created and then deleted.
 
 The account key below is Azurite's documented, public development key, not a secret.
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ingestion.storage.azure_blob import BlobStorage
+    from ingestion.core.storage.azure_blob import BlobStorage
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
@@ -150,8 +150,8 @@ class Azurite:
         """A BlobStorage over fresh containers named ``<prefix>-<zone>``, created now."""
         from azure.storage.blob import BlobServiceClient
 
-        from ingestion.config import ZONES
-        from ingestion.storage.azure_blob import TRANSFER_OPTIONS, BlobStorage
+        from ingestion.core.config import ZONES
+        from ingestion.core.storage.azure_blob import TRANSFER_OPTIONS, BlobStorage
 
         prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
         service = BlobServiceClient.from_connection_string(

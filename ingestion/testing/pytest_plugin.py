@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingestion.config import LakeSettings, Settings, SparkSettings
+from ingestion.core.config import LakeSettings, Settings, SparkSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
     from ingestion.contracts import Catalog
     from ingestion.events import EventResult
-    from ingestion.storage import LocalStorage
+    from ingestion.core.storage import LocalStorage
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     """A local Spark session with Delta, shared by the whole test session."""
-    from ingestion.spark.session import get_spark
+    from ingestion.core.spark.session import get_spark
 
     settings = Settings(spark=SparkSettings(master="local[2]", shuffle_partitions=2))
     session = get_spark(settings, warehouse=tmp_path_factory.mktemp("warehouse"))
@@ -53,7 +53,7 @@ def lake_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def lake(lake_settings: Settings) -> LocalStorage:
-    from ingestion.storage import LocalStorage
+    from ingestion.core.storage import LocalStorage
 
     return LocalStorage(lake_settings.lake.root)
 
@@ -102,8 +102,8 @@ def run_contract(
 
     def _run(dataset: str, files: Mapping[str, bytes]) -> ContractRun:
         from ingestion.bronze.job import ingest
-        from ingestion.lake import bronze_table, quarantine_rows_table, silver_table
-        from ingestion.spark.delta import is_delta
+        from ingestion.core.lake import bronze_table, quarantine_rows_table, silver_table
+        from ingestion.core.spark.delta import is_delta
         from transforms.silver import curate
 
         for path, data in files.items():

@@ -18,14 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingestion.config import Settings, get_settings
-from ingestion.errors import HeadwaterError
+from ingestion.core.config import Settings, get_settings
+from ingestion.core.errors import HeadwaterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from ingestion.contracts import Catalog
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 app = typer.Typer(
     name="headwater",
@@ -49,7 +49,7 @@ class Context:
 
     @cached_property
     def storage(self) -> Storage:
-        from ingestion.storage import open_storage
+        from ingestion.core.storage import open_storage
 
         return open_storage(self.settings)
 
@@ -61,7 +61,7 @@ class Context:
 
     @cached_property
     def spark(self) -> SparkSession:
-        from ingestion.spark.session import get_spark
+        from ingestion.core.spark.session import get_spark
 
         import tempfile
         from pathlib import Path

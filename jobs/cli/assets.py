@@ -42,7 +42,7 @@ def run_publish_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Publish gold from silver, then register a new asset version if gold changed."""
-    from ingestion.runs import as_dict
+    from ingestion.core.runs import as_dict
     from transforms.assets import register
     from transforms.gold import publish
 

@@ -31,7 +31,7 @@ LEASE_WAIT = typer.Option(
 
 
 def _job(kind: str, dataset: str, as_json: bool, lease_wait: float) -> None:
-    from ingestion.runs import as_dict
+    from ingestion.core.runs import as_dict
     from transforms.silver import curate, replay
 
     ctx = Context()
@@ -75,7 +75,7 @@ def quarantine_show_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Quarantined rows with their reasons (column, check, value), oldest first."""
-    from ingestion.lake import LINEAGE_COLUMNS
+    from ingestion.core.lake import LINEAGE_COLUMNS
     from transforms.silver import quarantine
 
     ctx = Context()
@@ -105,7 +105,7 @@ def quarantine_show_cmd(
 
 @status_section
 def _runs_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
-    from ingestion.runs import RunLedger
+    from ingestion.core.runs import RunLedger
 
     runs = RunLedger(ctx.spark, ctx.storage).latest(dataset=dataset, limit=10)
     rows = [

@@ -30,7 +30,7 @@ def _land_batch(ctx: Context, batch: int) -> list[Any]:
 
 
 def _count(ctx: Context, path: str) -> int | None:
-    from ingestion.spark.delta import is_delta
+    from ingestion.core.spark.delta import is_delta
 
     uri = ctx.storage.uri(path)
     return ctx.spark.read.format("delta").load(uri).count() if is_delta(ctx.spark, uri) else None
@@ -93,7 +93,7 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
 
 
 def _summary(ctx: Context) -> None:
-    from ingestion.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
+    from ingestion.core.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
     from transforms.assets import open_registry
     from transforms.silver.quarantine import counts_by_reason
 
@@ -126,7 +126,7 @@ def demo_cmd(
     fresh: bool = typer.Option(False, "--fresh", help="Start over: delete the demo lake first."),
 ) -> None:
     """Land two batches of example data, run every stage on each, then summarise."""
-    from ingestion.config import LakeSettings, Settings
+    from ingestion.core.config import LakeSettings, Settings
 
     if fresh and lake.exists():
         shutil.rmtree(lake)

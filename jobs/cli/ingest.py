@@ -186,7 +186,7 @@ def watch_cmd(
     once: bool = typer.Option(False, "--once", help="One scan, then exit."),
 ) -> None:
     """React to new local landing files: queue them and run ingest, until Ctrl-C."""
-    from ingestion.errors import LeaseHeldError
+    from ingestion.core.errors import LeaseHeldError
     from ingestion.events import Ledger, backfill
 
     ctx = Context()
@@ -306,8 +306,8 @@ def _batches_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
 
 @status_section
 def _tables_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
-    from ingestion.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
-    from ingestion.spark.delta import table_version
+    from ingestion.core.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
+    from ingestion.core.spark.delta import table_version
 
     rows, data = [], {}
     for name in [dataset] if dataset else ctx.catalog.names():

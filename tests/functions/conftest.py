@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.config import BatchingSettings, LakeSettings, Settings
+from ingestion.core.config import BatchingSettings, LakeSettings, Settings
 from ingestion.events import Ledger
 from ingestion.testing.azurite import CONNECTION_ENV, Azurite, azurite, azurite_storage  # noqa: F401
 

@@ -104,7 +104,7 @@ def test_host_json_sets_bundle_logging_and_blob_retry():
     assert host["logging"]["logLevel"]["default"]
     blobs = host["extensions"]["blobs"]
     # The host's own poison queue must come after headwater parks a blob (ingestion.poison).
-    from ingestion.config import Settings
+    from ingestion.core.config import Settings
 
     assert blobs["poisonBlobThreshold"] > Settings().poison_max_attempts
     assert blobs["maxDegreeOfParallelism"] >= 1
@@ -136,8 +136,8 @@ def test_requirements_install_the_functions_extra_only():
 # with a message that says why, and the files stay queued.
 HANDLE = PROBE.split("import function_app")[0] + r"""
 import json, sys, tempfile
-from ingestion.config import BatchingSettings, LakeSettings, Settings
-from ingestion.storage import LocalStorage
+from ingestion.core.config import BatchingSettings, LakeSettings, Settings
+from ingestion.core.storage import LocalStorage
 from functions.runtime import LandingRuntime
 
 root = tempfile.mkdtemp()

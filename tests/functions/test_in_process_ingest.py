@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ingestion.batching import InProcessSubmitter
-from ingestion.config import BatchingSettings
+from ingestion.core.config import BatchingSettings
 
 from functions.runtime import LandingRuntime
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import azure.functions as func
 import pytest
 
-from ingestion.config import BatchingSettings, BatchThresholds
+from ingestion.core.config import BatchingSettings, BatchThresholds
 from ingestion.events.ledger import entry_key
 
 from functions.runtime import LandingRuntime, set_runtime
@@ -252,7 +252,7 @@ def test_blob_gone_before_the_event_is_ignored(runtime, bind_blob):
 
 
 def test_the_default_runtime_is_built_from_settings(azurite_storage, monkeypatch):
-    from ingestion.config import get_settings
+    from ingestion.core.config import get_settings
     from ingestion.testing.azurite import CONNECTION_ENV
 
     from functions.runtime import get_runtime

@@ -19,8 +19,8 @@ from typing import Any
 import psutil
 import pytest
 
-from ingestion.storage.azure_blob import GET_RANGE
-from ingestion.storage.base import CHUNK
+from ingestion.core.storage.azure_blob import GET_RANGE
+from ingestion.core.storage.base import CHUNK
 
 pytestmark = pytest.mark.azurite
 

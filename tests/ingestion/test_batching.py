@@ -19,8 +19,8 @@ from ingestion.batching import (
     Submitter,
     Thresholds,
 )
-from ingestion.config import BatchingSettings, BatchThresholds, Settings
-from ingestion.errors import LeaseHeldError
+from ingestion.core.config import BatchingSettings, BatchThresholds, Settings
+from ingestion.core.errors import LeaseHeldError
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import QueuedFile
 

@@ -24,10 +24,10 @@ from azure.core.exceptions import ClientAuthenticationError  # noqa: E402
 from azure.core.pipeline.transport import HttpTransport  # noqa: E402
 from azure.core.rest._requests_basic import RestRequestsTransportResponse  # noqa: E402
 
-from ingestion.config import MLSettings  # noqa: E402
-from ingestion.lake import gold_table  # noqa: E402
-from ingestion.runs import RunLedger  # noqa: E402
-from ingestion.spark.delta import table_version  # noqa: E402
+from ingestion.core.config import MLSettings  # noqa: E402
+from ingestion.core.lake import gold_table  # noqa: E402
+from ingestion.core.runs import RunLedger  # noqa: E402
+from ingestion.core.spark.delta import table_version  # noqa: E402
 
 SUB, RG, WS = "00000000-0000-0000-0000-00000000abcd", "rg-headwater-dev", "mlw-headwater-dev"
 ML = MLSettings(subscription_id=SUB, resource_group=RG, workspace=WS, datastore="gold")
@@ -136,7 +136,7 @@ def test_data_entity_is_the_documented_mltable_asset(lake):
 
 
 def test_local_lake_without_datastore_cannot_be_registered_in_azure(lake):
-    from ingestion.errors import ConfigError
+    from ingestion.core.errors import ConfigError
     from transforms.assets.azureml import asset_uri
 
     with pytest.raises(ConfigError, match="ml.datastore"):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ingestion.config import MLSettings
-from ingestion.errors import ConfigError
-from ingestion.storage import LocalStorage, Storage, split_zone
+from ingestion.core.config import MLSettings
+from ingestion.core.errors import ConfigError
+from ingestion.core.storage import LocalStorage, Storage, split_zone
 from transforms.assets.errors import AssetError, RegistryUnavailableError
 from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry
 

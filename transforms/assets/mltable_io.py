@@ -23,8 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingestion.errors import ConfigError
-from ingestion.storage import LocalStorage, Storage
+from ingestion.core.errors import ConfigError
+from ingestion.core.storage import LocalStorage, Storage
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingestion.config import Settings, get_settings
-from ingestion.lake import gold_table, silver_table
-from ingestion.runs import RunLedger, RunRecord
-from ingestion.spark.delta import read_version, table_version
-from ingestion.storage import LocalStorage, Storage
+from ingestion.core.config import Settings, get_settings
+from ingestion.core.lake import gold_table, silver_table
+from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.spark.delta import read_version, table_version
+from ingestion.core.storage import LocalStorage, Storage
 from transforms.assets.errors import GoldNotPublishedError, LoadCheckError
 from transforms.assets.lineage import bronze_end_at
 from transforms.assets.mltable_io import (

@@ -22,9 +22,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ingestion.errors import AlreadyExistsError
-from ingestion.lake import REGISTRY_DIR
-from ingestion.storage import Storage
+from ingestion.core.errors import AlreadyExistsError
+from ingestion.core.lake import REGISTRY_DIR
+from ingestion.core.storage import Storage
 from transforms.assets.errors import AssetError, AssetNotFoundError
 
 AssetType = Literal["mltable", "uri_folder"]

@@ -13,8 +13,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ingestion.events.ledger import Ledger
-from ingestion.lake import batches_dir, bronze_table, gold_table, silver_table
-from ingestion.runs import RunLedger
+from ingestion.core.lake import batches_dir, bronze_table, gold_table, silver_table
+from ingestion.core.runs import RunLedger
 from transforms.assets.errors import TraceError
 from transforms.assets.lineage import bronze_end_at, layer_commits
 from transforms.assets.registry import AssetRegistry, parse_ref
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from ingestion.contracts import Catalog
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 
 def _manifest(storage: Storage, dataset: str, batch: int) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ingestion.lake import gold_table
+from ingestion.core.lake import gold_table
 from transforms.assets.errors import GoldNotPublishedError, VacuumRefusedError
 from transforms.assets.registry import AssetRegistry
 from transforms.gold.publish import RETENTION_SLACK_DAYS, gold_of
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from ingestion.contracts import Catalog
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 _CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 _LISTING_CONF = "spark.sql.sources.parallelPartitionDiscovery.parallelism"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion.errors import HeadwaterError
+from ingestion.core.errors import HeadwaterError
 
 
 class GoldError(HeadwaterError):

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ingestion.config import Settings, get_settings
-from ingestion.lake import gold_table, silver_table
-from ingestion.runs import RunLedger, RunRecord
-from ingestion.spark.delta import idempotent_session_txn, table_version
+from ingestion.core.config import Settings, get_settings
+from ingestion.core.lake import gold_table, silver_table
+from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.spark.delta import idempotent_session_txn, table_version
 from transforms.gold.errors import GoldContractError, MissingSilverError, NoGoldDeclaredError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql.types import StructType
 
     from ingestion.contracts import Catalog, Dataset, Gold
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,7 @@ def publish(
             ledger.append(record.finish("skipped"))
             return record
 
-        from ingestion.spark.delta import read_version
+        from ingestion.core.spark.delta import read_version
 
         frames = {name: read_version(spark, storage.uri(silver_table(name)), v) for name, v in pins.items()}
         out = gold.transform()(spark, frames).cache()  # computed once for checks and write

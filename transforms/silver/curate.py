@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.runs import RunRecord, recorded
-from ingestion.spark.delta import is_delta, table_version
+from ingestion.core.runs import RunRecord, recorded
+from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
 from transforms.silver.expectations import ERRORS
@@ -41,10 +41,10 @@ from transforms.silver.source import bronze_range, read_range
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingestion.config import Settings
+    from ingestion.core.config import Settings
     from ingestion.contracts import Catalog, Dataset
-    from ingestion.lease import Lease
-    from ingestion.storage import Storage
+    from ingestion.core.lease import Lease
+    from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.spark.delta import is_delta
+from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import RAW, quote
 from transforms.silver.expectations import ERRORS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 QUARANTINE_ID = "_quarantine_id"
 QUARANTINED_AT = "_quarantined_at"

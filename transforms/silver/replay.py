@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.runs import RunRecord, recorded
-from ingestion.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
+from ingestion.core.runs import RunRecord, recorded
+from ingestion.core.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
@@ -33,10 +33,10 @@ from transforms.silver.state import writer_lease
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-    from ingestion.config import Settings
+    from ingestion.core.config import Settings
     from ingestion.contracts import Catalog, Dataset
-    from ingestion.lease import Lease
-    from ingestion.storage import Storage
+    from ingestion.core.lease import Lease
+    from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 
 from ingestion import lake
-from ingestion.spark.delta import commit_tag, find_commit, idempotent_session_txn, is_delta
+from ingestion.core.spark.delta import commit_tag, find_commit, idempotent_session_txn, is_delta
 from transforms.silver.casting import quote
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,13 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ingestion.errors import AlreadyExistsError, PreconditionFailedError
-from ingestion.lease import Lease
+from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.core.lease import Lease
 from transforms.silver.errors import CurateError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ingestion.config import Settings
-    from ingestion.storage import Storage
+    from ingestion.core.config import Settings
+    from ingestion.core.storage import Storage
 
 SILVER_SCOPE = "silver"
 

@@ -11,10 +11,10 @@ from chispa import assert_df_equality
 
 from ingestion.bronze.job import IngestJob, ingest
 from ingestion.bronze.manifest import Manifests
-from ingestion.errors import LeaseHeldError
+from ingestion.core.errors import LeaseHeldError
 from ingestion.events import Ledger
-from ingestion.lease import Lease
-from ingestion.spark.delta import table_version
+from ingestion.core.lease import Lease
+from ingestion.core.spark.delta import table_version
 
 pytestmark = pytest.mark.spark
 

@@ -2,7 +2,7 @@ import pytest
 
 from ingestion.contracts import Catalog, Csv, Dataset, JsonLines
 from ingestion.contracts.validate import validate_catalog
-from ingestion.errors import ContractError, RejectedPathError, UnknownDatasetError
+from ingestion.core.errors import ContractError, RejectedPathError, UnknownDatasetError
 
 
 def good_columns():

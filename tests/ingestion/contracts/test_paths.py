@@ -1,7 +1,7 @@
 import pytest
 
 from ingestion.contracts.paths import check_landing_path, glob_match
-from ingestion.errors import RejectedPathError
+from ingestion.core.errors import RejectedPathError
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ingestion.config import get_settings
+from ingestion.core.config import get_settings
 from jobs.cli import app
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ingestion.config import get_settings
+from ingestion.core.config import get_settings
 from ingestion.events import EventHandler, Ledger
 from ingestion.poison import PoisonBox
 

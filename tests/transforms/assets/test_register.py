@@ -12,8 +12,8 @@ import pytest
 
 import gold_fixtures as gf
 from ingestion.contracts import Catalog
-from ingestion.lake import gold_table
-from ingestion.runs import RunLedger, RunRecord
+from ingestion.core.lake import gold_table
+from ingestion.core.runs import RunLedger, RunRecord
 
 pytestmark = pytest.mark.spark
 mltable = pytest.importorskip("mltable")

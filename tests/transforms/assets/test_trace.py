@@ -13,8 +13,8 @@ import pytest
 
 import gold_fixtures as gf
 from ingestion.events.ledger import Ledger
-from ingestion.lake import batches_dir, bronze_table
-from ingestion.runs import RunLedger, RunRecord
+from ingestion.core.lake import batches_dir, bronze_table
+from ingestion.core.runs import RunLedger, RunRecord
 
 pytestmark = pytest.mark.spark
 pytest.importorskip("mltable")
@@ -22,7 +22,7 @@ pytest.importorskip("mltable")
 
 def _ingest(spark, lake, dataset: str, batch: int, paths: list[str]) -> int:
     """What the ingest job leaves behind for one batch: entries, manifest, tagged bronze commit."""
-    from ingestion.spark.delta import table_version
+    from ingestion.core.spark.delta import table_version
 
     uri = lake.uri(bronze_table(dataset))
     spark.conf.set(gf.USER_METADATA, f"headwater-bronze-{dataset}:{batch}")
@@ -128,7 +128,7 @@ def test_trace_an_asset_version_back_to_its_source_files(spark, pipeline):
 
 def test_trace_explains_unknown_inputs(spark, pipeline):
     registry, lake, catalog = pipeline
-    from ingestion.errors import RejectedPathError
+    from ingestion.core.errors import RejectedPathError
     from transforms.assets import AssetNotFoundError, TraceError
     from transforms.assets.trace import trace_asset, trace_file
 

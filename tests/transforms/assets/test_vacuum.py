@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import gold_fixtures as gf
-from ingestion.lake import gold_table
+from ingestion.core.lake import gold_table
 
 pytestmark = pytest.mark.spark
 mltable = pytest.importorskip("mltable")

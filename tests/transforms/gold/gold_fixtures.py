@@ -8,7 +8,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from ingestion.lake import silver_table
+from ingestion.core.lake import silver_table
 
 ORDERS = (
     "order_id string, customer_id string, status string, amount decimal(12,2), quantity int, "
@@ -36,7 +36,7 @@ def with_asset_type(catalog: Any, asset_type: str) -> Any:
 
 def write_silver(spark: Any, storage: Any, dataset: str, rows: list[tuple], *, bronze_end: int) -> int:
     """Overwrite silver/<dataset> with ``rows``; returns the new Delta version."""
-    from ingestion.spark.delta import table_version
+    from ingestion.core.spark.delta import table_version
 
     uri = storage.uri(silver_table(dataset))
     df = spark.createDataFrame(rows, SCHEMAS[dataset])

@@ -11,9 +11,9 @@ from chispa import assert_df_equality
 
 import gold_fixtures as gf
 from ingestion.contracts import Catalog, Gold
-from ingestion.lake import gold_table
-from ingestion.runs import RunLedger
-from ingestion.spark.delta import table_version
+from ingestion.core.lake import gold_table
+from ingestion.core.runs import RunLedger
+from ingestion.core.spark.delta import table_version
 
 pytestmark = pytest.mark.spark
 
@@ -196,7 +196,7 @@ def test_gold_table_uses_only_features_azure_ml_reads_and_keeps_history(spark, l
 
 
 def test_unknown_dataset_and_missing_silver_are_clear_errors(spark, lake, catalog, lake_settings):
-    from ingestion.errors import UnknownDatasetError
+    from ingestion.core.errors import UnknownDatasetError
     from transforms.gold import MissingSilverError, NoGoldDeclaredError
 
     with pytest.raises(UnknownDatasetError):
@@ -211,7 +211,7 @@ def test_unknown_dataset_and_missing_silver_are_clear_errors(spark, lake, catalo
 
 
 def test_gold_declaration_rejects_contradictions():
-    from ingestion.errors import ContractError
+    from ingestion.core.errors import ContractError
 
     with pytest.raises(ContractError, match="needs gold.keys"):
         Gold(name="x", build="a.b:c", inputs=("orders",), write="merge")

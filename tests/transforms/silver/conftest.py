@@ -24,7 +24,7 @@ def write_bronze(spark, lake) -> Callable[..., int]:  # noqa: ANN001
     ``_corrupt_record``/``_parse_error``/``_rescued_data``/``_source_path``; ``_source_row`` counts
     from 1 per path. Returns the bronze version written.
     """
-    from ingestion.spark.delta import table_version
+    from ingestion.core.spark.delta import table_version
 
     def _write(
         dataset: str,

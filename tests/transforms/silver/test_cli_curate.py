@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ingestion.config import get_settings
+from ingestion.core.config import get_settings
 from jobs.cli import app
 
 ORDERS = ["order_id", "customer_id", "status", "amount", "quantity", "order_date", "ship_date", "updated_at"]
@@ -57,7 +57,7 @@ def test_spark_submit_entry_point_runs_and_reports(spark, cli_lake, write_bronze
 def test_a_held_silver_lease_is_a_clear_refusal_then_waited_for(spark, cli_lake, write_bronze, capsys):
     import threading
 
-    from ingestion.lease import Lease
+    from ingestion.core.lease import Lease
     from jobs import curate as entry
 
     good = {"order_id": "O-0001", "customer_id": "C-001", "status": "paid", "amount": "5.00",

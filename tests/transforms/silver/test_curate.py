@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 
 from ingestion import lake as layout
-from ingestion.runs import RunLedger
+from ingestion.core.runs import RunLedger
 from transforms.silver import curate
 
 ORDERS = ["order_id", "customer_id", "status", "amount", "quantity", "order_date", "ship_date", "updated_at"]
@@ -110,7 +110,7 @@ def item(i: str, qty: str | None = "1", code: str | None = "AB", ts: str = "2026
 
 
 def versions(spark, lake, path: str) -> int | None:  # noqa: ANN001
-    from ingestion.spark.delta import table_version
+    from ingestion.core.spark.delta import table_version
 
     return table_version(spark, lake.uri(path))
 
@@ -454,8 +454,8 @@ def test_freeze_keeps_unknown_columns_out_and_quarantines_a_new_contract_column(
 
 def test_a_running_silver_writer_holds_off_curate_and_replay(spark, lake, write_bronze):
     from ingestion.contracts import Catalog
-    from ingestion.errors import LeaseHeldError
-    from ingestion.lease import Lease
+    from ingestion.core.errors import LeaseHeldError
+    from ingestion.core.lease import Lease
     from transforms.silver import replay, state
 
     cat = Catalog([items_dataset()])
@@ -478,7 +478,7 @@ def test_a_running_silver_writer_holds_off_curate_and_replay(spark, lake, write_
 
 def test_curate_stops_before_writing_when_its_lease_was_lost(spark, lake, write_bronze, monkeypatch):
     from ingestion.contracts import Catalog
-    from ingestion.lease import Lease, LeaseLostError
+    from ingestion.core.lease import Lease, LeaseLostError
     from transforms.silver import state
 
     cat = Catalog([items_dataset()])

@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 
 from ingestion import lake as layout
 from ingestion.contracts import Catalog, Csv, Dataset
-from ingestion.spark.delta import table_version
+from ingestion.core.spark.delta import table_version
 from transforms.silver import curate, replay
 
 COLS = ["id", "status", "ts"]

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ingestion.errors import ConfigError
+from ingestion.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -27,14 +27,14 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from ingestion.config import Settings
-from ingestion.errors import (
+from ingestion.core.config import Settings
+from ingestion.core.errors import (
     AlreadyExistsError,
     ConfigError,
     NotFoundError,
     PreconditionFailedError,
 )
-from ingestion.storage.base import CHUNK, ObjectInfo, Storage, split_zone
+from ingestion.core.storage.base import CHUNK, ObjectInfo, Storage, split_zone
 
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobProperties, StorageStreamDownloader
@@ -161,7 +161,7 @@ class BlobStorage(Storage):
 
     def ensure_containers(self) -> None:
         """Create every zone's container if missing (local emulators; Azure infra does this)."""
-        from ingestion.config import ZONES
+        from ingestion.core.config import ZONES
 
         for zone in ZONES:
             try:
@@ -188,7 +188,7 @@ class BlobStorage(Storage):
 
     def path_of(self, container: str, blob: str) -> str | None:
         """The lake path of ``blob`` in ``container``, or None when no zone maps there."""
-        from ingestion.config import ZONES
+        from ingestion.core.config import ZONES
 
         for zone in ZONES:
             if self.container_name(zone) == container:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingestion.config import Settings, get_settings
+from ingestion.core.config import Settings, get_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -59,7 +59,7 @@ def abfs_conf(settings: Settings) -> dict[str, str]:
         return conf
     secret = auth.client_secret()
     if not (auth.tenant_id and auth.client_id and secret):
-        from ingestion.errors import ConfigError
+        from ingestion.core.errors import ConfigError
 
         raise ConfigError(
             "spark.auth.kind=oauth needs spark.auth.tenant_id, spark.auth.client_id and the "
@@ -154,7 +154,7 @@ def get_spark(
                 if SparkContext._active_spark_context is not None:  # not a launch failure
                     raise
                 # Ivy could not resolve spark.jars.packages: fetch with Maven, pass spark.jars.
-                from ingestion.spark.jars import delta_coordinates, fetch_delta_jars
+                from ingestion.core.spark.jars import delta_coordinates, fetch_delta_jars
 
                 coords = delta_coordinates()[0].replace(":", "_")
                 cache = Path.home() / ".cache" / "headwater" / "delta-jars" / coords
@@ -173,7 +173,7 @@ def get_spark(
 def _with_jars(builder: SparkSession.Builder, folder: Path) -> SparkSession.Builder:
     jars = sorted(str(p) for p in folder.glob("*.jar"))
     if not jars:
-        from ingestion.errors import ConfigError
+        from ingestion.core.errors import ConfigError
 
         raise ConfigError(f"no Delta jars in {folder}")
     return builder.config("spark.jars", ",".join(jars))

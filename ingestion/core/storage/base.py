@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from ingestion.config import ZONES
-from ingestion.errors import StorageError
+from ingestion.core.config import ZONES
+from ingestion.core.errors import StorageError
 
 CHUNK = 4 * 1024 * 1024
 

@@ -7,15 +7,15 @@ import io
 import pytest
 from storage_contract import race_exclusive_creates
 
-from ingestion.config import LakeSettings, Settings
-from ingestion.errors import (
+from ingestion.core.config import LakeSettings, Settings
+from ingestion.core.errors import (
     AlreadyExistsError,
     ConfigError,
     NotFoundError,
     PreconditionFailedError,
 )
-from ingestion.storage import open_storage
-from ingestion.storage.azure_blob import BlobStorage, normalize_etag
+from ingestion.core.storage import open_storage
+from ingestion.core.storage.azure_blob import BlobStorage, normalize_etag
 from ingestion.testing.azurite import CONNECTION_ENV, azurite, azurite_storage  # noqa: F401
 
 pytestmark = pytest.mark.azurite

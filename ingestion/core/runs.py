@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingestion.lake import RUNS_TABLE
+from ingestion.core.lake import RUNS_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingestion.storage import Storage
+    from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class RunLedger:
         df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.uri)
 
     def frame(self) -> DataFrame:
-        from ingestion.spark.delta import is_delta
+        from ingestion.core.spark.delta import is_delta
 
         if not is_delta(self.spark, self.uri):
             return self.spark.createDataFrame([], _SCHEMA)

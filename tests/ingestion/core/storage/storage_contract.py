@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ingestion.errors import AlreadyExistsError
-from ingestion.storage import Storage
+from ingestion.core.errors import AlreadyExistsError
+from ingestion.core.storage import Storage
 
 
 def race_exclusive_creates(st: Storage, path: str, contenders: int = 8) -> tuple[list[int], list[int]]:

@@ -4,8 +4,8 @@ import io
 import pytest
 from storage_contract import race_exclusive_creates
 
-from ingestion.errors import NotFoundError, PreconditionFailedError, StorageError
-from ingestion.storage import LocalStorage
+from ingestion.core.errors import NotFoundError, PreconditionFailedError, StorageError
+from ingestion.core.storage import LocalStorage
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ingestion.config import Settings, get_settings
-from ingestion.storage.base import ObjectInfo, Storage, split_zone
-from ingestion.storage.local import LocalStorage
+from ingestion.core.config import Settings, get_settings
+from ingestion.core.storage.base import ObjectInfo, Storage, split_zone
+from ingestion.core.storage.local import LocalStorage
 
 __all__ = ["LocalStorage", "ObjectInfo", "Storage", "open_storage", "split_zone"]
 
@@ -14,6 +14,6 @@ def open_storage(settings: Settings | None = None) -> Storage:
     settings = settings or get_settings()
     if settings.lake.kind == "local":
         return LocalStorage(settings.lake.root)
-    from ingestion.storage.azure_blob import BlobStorage  # azure SDKs only where configured
+    from ingestion.core.storage.azure_blob import BlobStorage  # azure SDKs only where configured
 
     return BlobStorage.from_settings(settings)

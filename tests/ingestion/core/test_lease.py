@@ -2,8 +2,8 @@ import threading
 
 import pytest
 
-from ingestion.errors import LeaseHeldError
-from ingestion.lease import Lease, LeaseLostError
+from ingestion.core.errors import LeaseHeldError
+from ingestion.core.lease import Lease, LeaseLostError
 
 
 def test_one_holder_at_a_time_and_release(lake):

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from ingestion.errors import AlreadyExistsError, LeaseHeldError, PreconditionFailedError
-from ingestion.lake import lease_path
-from ingestion.storage import Storage
+from ingestion.core.errors import AlreadyExistsError, LeaseHeldError, PreconditionFailedError
+from ingestion.core.lake import lease_path
+from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.spark.jars import _artifact, delta_coordinates, fetch_delta_jars
+from ingestion.core.spark.jars import _artifact, delta_coordinates, fetch_delta_jars
 
 
 def test_coordinates_match_delta_spark_pip_helper():
@@ -32,7 +32,7 @@ def test_fetched_jars_start_a_delta_session(tmp_path):
     shipped = {_artifact(p.name) for p in (Path(__import__("pyspark").__file__).parent / "jars").glob("*.jar")}
     assert not names & shipped  # nothing Spark already ships, in another version
     script = (
-        "from ingestion.spark.session import get_spark\n"
+        "from ingestion.core.spark.session import get_spark\n"
         f"s = get_spark()\n"
         f"s.range(3).write.format('delta').save({str(tmp_path / 't')!r})\n"
         f"print(s.read.format('delta').load({str(tmp_path / 't')!r}).count(), s.conf.get('spark.jars.packages', 'none'))\n"

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from ingestion.errors import AlreadyExistsError, NotFoundError, PreconditionFailedError
-from ingestion.storage.base import ObjectInfo, Storage, split_zone
+from ingestion.core.errors import AlreadyExistsError, NotFoundError, PreconditionFailedError
+from ingestion.core.storage.base import ObjectInfo, Storage, split_zone
 
 _LOCKS = ".locks"
 
