@@ -40,31 +40,45 @@ def generate_bronze(spark, uri: str, rows: int, *, batch: int) -> None:  # noqa:
     keys = max(1, int(rows * 0.8))
     idx = F.col("id")
     bad = (idx % 100) == 7  # 1 % bad rows: amount not a number, or unknown status
-    df = spark.range(rows).select(
-        F.concat(F.lit("O-"), F.lpad((idx % keys).cast("string"), 7, "0")).alias("order_id"),
-        F.concat(F.lit("C-"), F.lpad((idx % 5000).cast("string"), 4, "0")).alias("customer_id"),
-        F.when(bad & (idx % 200 == 7), F.lit("lost"))
-        .otherwise(F.element_at(F.array(*[F.lit(s) for s in ("new", "paid", "shipped", "cancelled")]),
-                                (idx % 4 + 1).cast("int"))).alias("status"),
-        F.when(bad & (idx % 200 != 7), F.lit("n/a")).otherwise(
-            F.format_number((idx % 100000) / 7, 2).cast("string")).alias("amount_raw"),
-        ((idx % 9) + 1).cast("string").alias("quantity"),
-        F.date_format(F.date_add(F.lit("2026-01-01").cast("date"), (idx % 300).cast("int")), "yyyy-MM-dd").alias("order_date"),
-        F.lit(None).cast("string").alias("ship_date"),
-        F.date_format(
-            F.timestamp_seconds(F.lit(1767225600) + (idx * 37) % 31536000), "yyyy-MM-dd'T'HH:mm:ss"
-        ).alias("updated_at"),
-        F.lit(None).cast("string").alias("_rescued_data"),
-        F.lit(None).cast("string").alias("_corrupt_record"),
-        F.lit(None).cast("string").alias("_parse_error"),
-        F.concat(F.lit("orders/export-"), (idx % 8).cast("string"), F.lit(".csv")).alias("_source_path"),
-        F.lit("0" * 64).alias("_source_sha256"),
-        (idx + 1).alias("_source_row"),
-        F.current_timestamp().alias("_ingested_at"),
-        F.lit(batch).cast("long").alias("_batch_id"),
-    ).withColumn("amount", F.regexp_replace("amount_raw", ",", "")).drop("amount_raw")
+    df = (
+        spark.range(rows)
+        .select(
+            F.concat(F.lit("O-"), F.lpad((idx % keys).cast("string"), 7, "0")).alias("order_id"),
+            F.concat(F.lit("C-"), F.lpad((idx % 5000).cast("string"), 4, "0")).alias("customer_id"),
+            F.when(bad & (idx % 200 == 7), F.lit("lost"))
+            .otherwise(
+                F.element_at(
+                    F.array(*[F.lit(s) for s in ("new", "paid", "shipped", "cancelled")]),
+                    (idx % 4 + 1).cast("int"),
+                )
+            )
+            .alias("status"),
+            F.when(bad & (idx % 200 != 7), F.lit("n/a"))
+            .otherwise(F.format_number((idx % 100000) / 7, 2).cast("string"))
+            .alias("amount_raw"),
+            ((idx % 9) + 1).cast("string").alias("quantity"),
+            F.date_format(
+                F.date_add(F.lit("2026-01-01").cast("date"), (idx % 300).cast("int")), "yyyy-MM-dd"
+            ).alias("order_date"),
+            F.lit(None).cast("string").alias("ship_date"),
+            F.date_format(
+                F.timestamp_seconds(F.lit(1767225600) + (idx * 37) % 31536000), "yyyy-MM-dd'T'HH:mm:ss"
+            ).alias("updated_at"),
+            F.lit(None).cast("string").alias("_rescued_data"),
+            F.lit(None).cast("string").alias("_corrupt_record"),
+            F.lit(None).cast("string").alias("_parse_error"),
+            F.concat(F.lit("orders/export-"), (idx % 8).cast("string"), F.lit(".csv")).alias("_source_path"),
+            F.lit("0" * 64).alias("_source_sha256"),
+            (idx + 1).alias("_source_row"),
+            F.current_timestamp().alias("_ingested_at"),
+            F.lit(batch).cast("long").alias("_batch_id"),
+        )
+        .withColumn("amount", F.regexp_replace("amount_raw", ",", ""))
+        .drop("amount_raw")
+    )
     (
-        df.write.format("delta").mode("append")
+        df.write.format("delta")
+        .mode("append")
         .option("userMetadata", f"headwater-bronze-orders:{batch}")
         .save(uri)
     )
@@ -78,23 +92,34 @@ def hand_written(spark, bronze_uri: str, silver_uri: str) -> None:  # noqa: ANN0
 
     df = spark.read.format("delta").load(bronze_uri).where(F.col("_batch_id") == 2)
     typed = df.select(
-        "order_id", "customer_id", "status",
+        "order_id",
+        "customer_id",
+        "status",
         F.expr("try_cast(amount AS DECIMAL(12,2))").alias("amount"),
         F.expr("try_cast(quantity AS INT)").alias("quantity"),
         F.try_to_timestamp("order_date", F.lit("yyyy-MM-dd")).cast("date").alias("order_date"),
         F.try_to_timestamp("ship_date", F.lit("yyyy-MM-dd")).cast("date").alias("ship_date"),
         F.try_to_timestamp("updated_at", F.lit("yyyy-MM-dd'T'HH:mm:ss")).alias("updated_at"),
-        "_source_path", "_source_sha256", "_source_row", "_ingested_at", "_batch_id",
+        "_source_path",
+        "_source_sha256",
+        "_source_row",
+        "_ingested_at",
+        "_batch_id",
     )
     w = Window.partitionBy("order_id").orderBy(
-        F.col("updated_at").desc_nulls_last(), F.col("_batch_id").desc(),
-        F.col("_source_path").desc(), F.col("_source_row").desc(),
+        F.col("updated_at").desc_nulls_last(),
+        F.col("_batch_id").desc(),
+        F.col("_source_path").desc(),
+        F.col("_source_row").desc(),
     )
     latest = typed.withColumn("rn", F.row_number().over(w)).where("rn = 1").drop("rn")
-    newer = ("struct(s.updated_at, s._batch_id, s._source_path, s._source_row) > "
-             "struct(t.updated_at, t._batch_id, t._source_path, t._source_row)")
+    newer = (
+        "struct(s.updated_at, s._batch_id, s._source_path, s._source_row) > "
+        "struct(t.updated_at, t._batch_id, t._source_path, t._source_row)"
+    )
     (
-        DeltaTable.forPath(spark, silver_uri).alias("t")
+        DeltaTable.forPath(spark, silver_uri)
+        .alias("t")
         .merge(latest.alias("s"), "t.order_id = s.order_id")
         .whenMatchedUpdateAll(condition=newer)
         .whenNotMatchedInsertAll()
@@ -103,7 +128,9 @@ def hand_written(spark, bronze_uri: str, silver_uri: str) -> None:  # noqa: ANN0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--driver-memory", default="4g")
@@ -119,8 +146,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     settings = Settings(
         lake=LakeSettings(root=work / "seed"),
-        spark=SparkSettings(master="local[2]", shuffle_partitions=args.shuffle_partitions,
-                            driver_memory=args.driver_memory),
+        spark=SparkSettings(
+            master="local[2]", shuffle_partitions=args.shuffle_partitions, driver_memory=args.driver_memory
+        ),
     )
     spark = get_spark(settings)
     catalog = Catalog.discover()
@@ -130,8 +158,11 @@ def main() -> int:
     generate_bronze(spark, seed.uri("bronze/orders"), args.rows // 2, batch=1)
     curate(spark, seed, catalog, "orders", validate=False, record_run=False)
     generate_bronze(spark, seed.uri("bronze/orders"), args.rows, batch=2)
-    print(f"generated {args.rows:,} bronze rows (+{args.rows // 2:,} seeded into silver) "
-          f"in {time.time() - t0:.0f}s; Spark {spark.version}", flush=True)
+    print(
+        f"generated {args.rows:,} bronze rows (+{args.rows // 2:,} seeded into silver) "
+        f"in {time.time() - t0:.0f}s; Spark {spark.version}",
+        flush=True,
+    )
 
     def fresh(name: str) -> LocalStorage:
         root = work / name
@@ -151,9 +182,11 @@ def main() -> int:
             if variant == "off":
                 print(f"    off: phases {rec.details.get('seconds')}", flush=True)
             if variant == "on":
-                print(f"    on: read {rec.rows_read:,}, written {rec.rows_written:,}, "
-                      f"quarantined {rec.rows_quarantined:,}, rules {rec.rules}, phases {rec.details.get('seconds')}",
-                      flush=True)
+                print(
+                    f"    on: read {rec.rows_read:,}, written {rec.rows_written:,}, "
+                    f"quarantined {rec.rows_quarantined:,}, rules {rec.rules}, phases {rec.details.get('seconds')}",
+                    flush=True,
+                )
         elapsed = time.perf_counter() - start
         shutil.rmtree(lake.root, ignore_errors=True)
         print(f"  {variant:>5}: {elapsed:7.2f}s", flush=True)
@@ -173,14 +206,21 @@ def main() -> int:
     for a, b in (("off", "hand"), ("on", "off")):
         if {a, b} <= set(times):
             pairs = [x / y for x, y in zip(times[a], times[b])]
-            print(f"{a}/{b} per round: " + ", ".join(f"{p:.3f}" for p in pairs)
-                  + f"  (median {statistics.median(pairs):.3f})")
+            print(
+                f"{a}/{b} per round: "
+                + ", ".join(f"{p:.3f}" for p in pairs)
+                + f"  (median {statistics.median(pairs):.3f})"
+            )
     if {"hand", "off"} <= set(times):
-        print(f"r1 = curate(validation off) / hand-written = {med['off'] / med['hand']:.3f} median, "
-              f"{best['off'] / best['hand']:.3f} best  (target <= 1.10)")
+        print(
+            f"r1 = curate(validation off) / hand-written = {med['off'] / med['hand']:.3f} median, "
+            f"{best['off'] / best['hand']:.3f} best  (target <= 1.10)"
+        )
     if {"off", "on"} <= set(times):
-        print(f"r2 = curate(validation on) / curate(off)   = {med['on'] / med['off']:.3f} median, "
-              f"{best['on'] / best['off']:.3f} best  (target <= 1.30)")
+        print(
+            f"r2 = curate(validation on) / curate(off)   = {med['on'] / med['off']:.3f} median, "
+            f"{best['on'] / best['off']:.3f} best  (target <= 1.30)"
+        )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

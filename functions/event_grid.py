@@ -23,9 +23,7 @@ bp = func.Blueprint()
 @bp.event_grid_trigger(arg_name="event")
 def landing_events(event: func.EventGridEvent) -> None:
     """One storage event: a completed file (or directory) in landing is recorded once."""
-    results = get_runtime().on_event(
-        event.event_type, event.subject, event.get_json(), event_id=event.id
-    )
+    results = get_runtime().on_event(event.event_type, event.subject, event.get_json(), event_id=event.id)
     for handled in results:
         level = logging.WARNING if handled.outcome in ("parked", "rejected") else logging.INFO
         log.log(level, "landing event %s %s", event.id, json.dumps(handled.summary(), default=str))

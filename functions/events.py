@@ -64,7 +64,8 @@ def classify(
                 "incomplete_write",
                 f"BlobCreated by {api or 'an unnamed API'} is not a completed write "
                 f"(only {', '.join(sorted(COMPLETED_WRITE_APIS))} count)",
-                event_type, event_id,
+                event_type,
+                event_id,
             )
         where = _location(data.get("url"), subject)
         if where is None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from functions.events import Ignored, classify
 from ingestion.batching import (
     Batcher,
     BatchPolicy,
@@ -28,16 +29,14 @@ from ingestion.batching import (
     describe,
     submitter_from_settings,
 )
-from ingestion.core.config import Settings, get_settings
 from ingestion.contracts import Catalog
 from ingestion.contracts.paths import check_landing_path
+from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import RejectedPathError
+from ingestion.core.storage import Storage, open_storage
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import UNROUTED, entry_key
 from ingestion.poison import PoisonBox
-from ingestion.core.storage import Storage, open_storage
-
-from functions.events import Ignored, classify
 
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobClient
@@ -154,10 +153,16 @@ class LandingRuntime:
         if blob.container_name != self.landing_container:
             log.error(
                 "blob trigger fired for container %r, but landing is %r: check %s",
-                blob.container_name, self.landing_container, LANDING_CONTAINER_SETTING,
+                blob.container_name,
+                self.landing_container,
+                LANDING_CONTAINER_SETTING,
             )
-            return Handled("ignored", name, reason_code="other_container",
-                           reason=f"container {blob.container_name!r} is not the landing container")
+            return Handled(
+                "ignored",
+                name,
+                reason_code="other_container",
+                reason=f"container {blob.container_name!r} is not the landing container",
+            )
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
@@ -182,8 +187,14 @@ class LandingRuntime:
             name = (subject or "").rsplit("/blobs/", 1)[-1]
             return [Handled("ignored", name, reason_code=verdict.reason_code, reason=verdict.reason)]
         if verdict.container != self.landing_container:
-            return [Handled("ignored", verdict.name, reason_code="other_container",
-                            reason=f"container {verdict.container!r} is not the landing container")]
+            return [
+                Handled(
+                    "ignored",
+                    verdict.name,
+                    reason_code="other_container",
+                    reason=f"container {verdict.container!r} is not the landing container",
+                )
+            ]
         try:
             # Before any lake access: a hostile name ('..', control characters) never reaches it.
             check_landing_path(verdict.name)
@@ -195,8 +206,14 @@ class LandingRuntime:
                 self.handle_file(obj.path.split("/", 1)[1], etag=obj.etag, size=obj.size)
                 for obj in self.storage.list(f"landing/{verdict.name}")
             ]
-            return results or [Handled("ignored", verdict.name, reason_code="empty_directory",
-                                       reason="renamed directory holds no files")]
+            return results or [
+                Handled(
+                    "ignored",
+                    verdict.name,
+                    reason_code="empty_directory",
+                    reason="renamed directory holds no files",
+                )
+            ]
         info = self.storage.info(f"landing/{verdict.name}")
         if info is None:
             return [self._gone(verdict.name)]
@@ -219,21 +236,44 @@ class LandingRuntime:
         if size == 0 and not allow_empty:
             # A CreateFile (ADLS creates the file empty, data follows) or an empty file: nothing
             # to ingest either way. The completed write raises its own event with a new etag.
-            return Handled("ignored", name, etag=etag, size=0, reason_code="zero_length",
-                           reason="zero-length file (a CreateFile before its data, or empty)")
+            return Handled(
+                "ignored",
+                name,
+                etag=etag,
+                size=0,
+                reason_code="zero_length",
+                reason="zero-length file (a CreateFile before its data, or empty)",
+            )
         dataset = self._dataset_of(name)
         guarded = self.poison.guard(
             lambda: self.handler.file_landed(name, etag=etag, size=size),
-            path=name, etag=etag, dataset=dataset, size=size,
+            path=name,
+            etag=etag,
+            dataset=dataset,
+            size=size,
         )
         if guarded.parked is not None:
             rec = guarded.parked
-            return Handled("parked", name, dataset=rec.dataset, etag=etag, size=size,
-                           reason_code=rec.reason_code, reason=rec.reason)
+            return Handled(
+                "parked",
+                name,
+                dataset=rec.dataset,
+                etag=etag,
+                size=size,
+                reason_code=rec.reason_code,
+                reason=rec.reason,
+            )
         result = guarded.value
         assert result is not None
-        handled = Handled(result.outcome, result.path, dataset=result.dataset, etag=etag, size=size,
-                          reason_code=result.reason_code, reason=result.reason)
+        handled = Handled(
+            result.outcome,
+            result.path,
+            dataset=result.dataset,
+            etag=etag,
+            size=size,
+            reason_code=result.reason_code,
+            reason=result.reason,
+        )
         if result.outcome == "queued" and result.dataset and trigger:
             handled.batch = self._trigger(result.dataset)
         return handled
@@ -289,8 +329,12 @@ class LandingRuntime:
 
     @staticmethod
     def _gone(name: str) -> Handled:
-        return Handled("ignored", name, reason_code="gone",
-                       reason="the blob no longer exists (deleted or renamed since the event)")
+        return Handled(
+            "ignored",
+            name,
+            reason_code="gone",
+            reason="the blob no longer exists (deleted or renamed since the event)",
+        )
 
 
 _runtime: LandingRuntime | None = None

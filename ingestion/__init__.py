@@ -12,9 +12,9 @@ so a team's code written against them keeps working.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -37,7 +37,9 @@ class _MovedLoader(importlib.abc.Loader):
 class _MovedFinder(importlib.abc.MetaPathFinder):
     """Resolves ``ingestion.<old>[.sub]`` to the module now at ``ingestion.core.<old>[.sub]``."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         parts = fullname.split(".")
         if len(parts) < 2 or parts[0] != __name__ or parts[1] not in _MOVED:
             return None

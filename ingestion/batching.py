@@ -259,7 +259,10 @@ class Batcher:
         dataset = result.dataset
         log.info(
             "starting ingest of %s: %d file(s), %d bytes (%s)",
-            dataset, decision.files, decision.bytes, decision.reason or "coalesced trigger",
+            dataset,
+            decision.files,
+            decision.bytes,
+            decision.reason or "coalesced trigger",
         )
         try:
             summary = self.submitter.submit(dataset)

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
 
 from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
-from ingestion.events.ledger import UNROUTED, entry_key
 from ingestion.core.storage import Storage
+from ingestion.events.ledger import UNROUTED, entry_key
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,11 @@ class PoisonBox:
         failures = self._add_failure(key, failure)
         log.warning(
             "handling %s (etag %s) failed, attempt %d of %d: %s",
-            path, etag, len(failures), self.max_attempts, failure.error,
+            path,
+            etag,
+            len(failures),
+            self.max_attempts,
+            failure.error,
         )
         if len(failures) < self.max_attempts:
             return None
@@ -177,7 +181,11 @@ class PoisonBox:
         self.storage.delete(self._attempts_path(key))
         log.error(
             "parked %s (etag %s) of %s after %d attempts: %s\n%s",
-            path, etag, dataset, record.attempts, record.reason,
+            path,
+            etag,
+            dataset,
+            record.attempts,
+            record.reason,
             "".join(traceback.format_exception_only(type(err), err)).strip(),
         )
         return record
@@ -241,7 +249,13 @@ class PoisonBox:
         out: dict[str, list[dict[str, object]]] = {}
         for rec in self.parked():
             out.setdefault(rec.dataset, []).append(
-                {"path": rec.path, "etag": rec.etag, "attempts": rec.attempts,
-                 "reason": rec.reason, "reason_code": rec.reason_code, "parked_at": rec.parked_at}
+                {
+                    "path": rec.path,
+                    "etag": rec.etag,
+                    "attempts": rec.attempts,
+                    "reason": rec.reason,
+                    "reason_code": rec.reason_code,
+                    "parked_at": rec.parked_at,
+                }
             )
         return out

@@ -33,8 +33,12 @@ def run(
     settings = settings or get_settings()
     job = replay_job if replay else curate
     record = job(
-        get_spark(settings), open_storage(settings), Catalog.discover(), dataset,
-        settings=settings, lease_wait=lease_wait,
+        get_spark(settings),
+        open_storage(settings),
+        Catalog.discover(),
+        dataset,
+        settings=settings,
+        lease_wait=lease_wait,
     )
     return as_dict(record)
 
@@ -43,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobs.curate", description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--replay", action="store_true", help="replay the quarantine instead")
-    parser.add_argument("--lease-wait", type=float, default=0.0,
-                        help="seconds to wait for a running curate or replay of the dataset")
+    parser.add_argument(
+        "--lease-wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for a running curate or replay of the dataset",
+    )
     args = parser.parse_args(argv)
     from ingestion.core.errors import HeadwaterError
 

@@ -42,10 +42,18 @@ def customers(batch: int) -> dict[str, bytes]:
         lines.append(json.dumps(rec))
     if batch == 1:
         lines += [
-            json.dumps({"customer_id": "C-901", "name": "No Email Ltd", "email": "not-an-email",
-                        "country": "DE", "signup_date": "2024-05-01"}),
-            json.dumps({"customer_id": "C-902", "name": "Atlantis", "country": "XX",
-                        "signup_date": "2024-05-02"}),
+            json.dumps(
+                {
+                    "customer_id": "C-901",
+                    "name": "No Email Ltd",
+                    "email": "not-an-email",
+                    "country": "DE",
+                    "signup_date": "2024-05-01",
+                }
+            ),
+            json.dumps(
+                {"customer_id": "C-902", "name": "Atlantis", "country": "XX", "signup_date": "2024-05-02"}
+            ),
             json.dumps({"customer_id": "C-903", "name": "", "country": "FR", "signup_date": "2024-13-40"}),
             '{"customer_id": "C-904", "name": "broken line"',
         ]
@@ -90,8 +98,12 @@ def orders(batch: int) -> dict[str, bytes]:
     ]
     rng.shuffle(rows)
     half = len(rows) // 2
-    files[f"orders/2026/11/shop_{batch}a.csv"] = (ORDER_COLUMNS + "\n" + "\n".join(rows[:half] + bad) + "\n").encode()
-    files[f"orders/2026/11/shop_{batch}b.csv"] = (ORDER_COLUMNS + "\n" + "\n".join(rows[half:]) + "\n").encode()
+    files[f"orders/2026/11/shop_{batch}a.csv"] = (
+        ORDER_COLUMNS + "\n" + "\n".join(rows[:half] + bad) + "\n"
+    ).encode()
+    files[f"orders/2026/11/shop_{batch}b.csv"] = (
+        ORDER_COLUMNS + "\n" + "\n".join(rows[half:]) + "\n"
+    ).encode()
     if batch == 1:
         files["orders/2026/11/shop_1c.csv"] = b"\x89PNG\r\n\x1a\n\x00\x00 a picture, not an export"
     return files

@@ -17,7 +17,9 @@ from typing import Any
 from ingestion.core.config import Settings, get_settings
 
 
-def run(dataset: str, *, settings: Settings | None = None, register: bool = True, force: bool = False) -> dict[str, Any]:
+def run(
+    dataset: str, *, settings: Settings | None = None, register: bool = True, force: bool = False
+) -> dict[str, Any]:
     """Publish ``dataset``'s gold (and register it); returns the run's summary."""
     from ingestion.contracts import Catalog
     from ingestion.core.runs import as_dict

@@ -25,10 +25,9 @@ from urllib.parse import unquote, urlparse
 
 from ingestion.bronze.manifest import Manifest, ManifestFile, Manifests
 from ingestion.bronze.sniff import sniff
-from ingestion.core.config import Settings, get_settings
 from ingestion.contracts import Catalog, Csv, Dataset, JsonArray, JsonLines, Parquet
+from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import AlreadyExistsError, FileRejectedError
-from ingestion.events import Ledger, LedgerEntry
 from ingestion.core.lake import (
     BATCH_ID,
     CORRUPT_RECORD,
@@ -44,6 +43,7 @@ from ingestion.core.lake import (
 from ingestion.core.lease import Lease
 from ingestion.core.runs import RunLedger, RunRecord
 from ingestion.core.storage import Storage
+from ingestion.events import Ledger, LedgerEntry
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -189,8 +189,14 @@ class IngestJob:
         info = self.storage.info(f"landing/{entry.path}")
         if info is None:
             return ManifestFile(
-                key=entry.key, path=entry.path, etag=entry.etag, size=entry.size, sha256="",
-                disposition="rejected", reason="file no longer in landing", reason_code="missing",
+                key=entry.key,
+                path=entry.path,
+                etag=entry.etag,
+                size=entry.size,
+                sha256="",
+                disposition="rejected",
+                reason="file no longer in landing",
+                reason_code="missing",
             )
         sha = self.storage.sha256(f"landing/{entry.path}")
         mf = ManifestFile(key=entry.key, path=entry.path, etag=info.etag, size=info.size, sha256=sha)
@@ -275,14 +281,20 @@ class IngestJob:
             raise TypeError(f"unsupported format {fmt!r}")
 
         unknown_expr = F.array_except(F.map_keys(F.col(readers.FIELDS)), F.array(*[F.lit(c) for c in known]))
-        raw = raw.withColumn("_unknown", F.when(F.col(readers.FIELDS).isNull(), F.array()).otherwise(unknown_expr))
+        raw = raw.withColumn(
+            "_unknown", F.when(F.col(readers.FIELDS).isNull(), F.array()).otherwise(unknown_expr)
+        )
         raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
         # One aggregation gives, per file: rows, malformed rows, unknown columns.
-        stats = raw.groupBy(readers.FILE).agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.col(CORRUPT_RECORD).isNotNull().cast("long")).alias("corrupt"),
-            F.array_sort(F.array_distinct(F.flatten(F.collect_list("_unknown")))).alias("unknown"),
-        ).collect()
+        stats = (
+            raw.groupBy(readers.FILE)
+            .agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.sum(F.col(CORRUPT_RECORD).isNotNull().cast("long")).alias("corrupt"),
+                F.array_sort(F.array_distinct(F.flatten(F.collect_list("_unknown")))).alias("unknown"),
+            )
+            .collect()
+        )
         file_of_uri: dict[str, ManifestFile] = {}
         rows_by_path: dict[str, int] = {}
         extra: set[str] = set()
@@ -346,7 +358,9 @@ class IngestJob:
             if f.disposition == "rejected":
                 self._quarantine(ds, manifest, f)
                 result.files_rejected += 1
-                result.rejected.append({"path": f.path, "code": f.reason_code or "", "reason": f.reason or ""})
+                result.rejected.append(
+                    {"path": f.path, "code": f.reason_code or "", "reason": f.reason or ""}
+                )
                 status, reason, code = "rejected", f.reason, f.reason_code
             elif f.disposition == "unchanged":
                 result.files_unchanged += 1
@@ -358,8 +372,13 @@ class IngestJob:
                 status, reason, code = "ingested", None, None
             if entry is not None and entry.status != status:
                 self.ledger.update(
-                    entry, status=status, batch=manifest.batch, sha256=f.sha256 or None,
-                    reason=reason, reason_code=code, attempts=entry.attempts + 1,
+                    entry,
+                    status=status,
+                    batch=manifest.batch,
+                    sha256=f.sha256 or None,
+                    reason=reason,
+                    reason_code=code,
+                    attempts=entry.attempts + 1,
                 )
         manifest.status = "committed"
         manifest.committed_at = time.time()

@@ -71,8 +71,12 @@ def _keyed(df: DataFrame, kv: list[Column], corrupt: Column, error: Column) -> D
     from pyspark.sql import functions as F
 
     return df.select(
-        FILE, "_block_start", "_mono", F.create_map(*kv).alias(FIELDS),
-        corrupt.alias(CORRUPT_RECORD), error.alias(PARSE_ERROR),
+        FILE,
+        "_block_start",
+        "_mono",
+        F.create_map(*kv).alias(FIELDS),
+        corrupt.alias(CORRUPT_RECORD),
+        error.alias(PARSE_ERROR),
     )
 
 
@@ -171,7 +175,11 @@ def parse_json_object(
     try:
         obj = _loads(text)
     except ValueError as err:
-        return None, None, f"invalid JSON: {getattr(err, 'msg', str(err))} at column {getattr(err, 'colno', '?')}"
+        return (
+            None,
+            None,
+            f"invalid JSON: {getattr(err, 'msg', str(err))} at column {getattr(err, 'colno', '?')}",
+        )
     if not isinstance(obj, dict):
         return None, None, f"not a JSON object (found {_kind(obj)})"
     fields, rescued = _object(obj, known)

@@ -77,9 +77,7 @@ def sniff(storage: Storage, ds: Dataset, path: str, size: int) -> Sniffed:
         # The prefix may end inside a multi-byte character: decode incrementally, not final.
         text = codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=False)
     except UnicodeDecodeError as err:
-        raise FileRejectedError(
-            path, f"not valid {encoding} text at byte {err.start}", "encoding"
-        ) from None
+        raise FileRejectedError(path, f"not valid {encoding} text at byte {err.start}", "encoding") from None
     except LookupError:
         raise FileRejectedError(path, f"unknown encoding {encoding!r}", "encoding") from None
     if isinstance(fmt, Csv):
@@ -87,9 +85,7 @@ def sniff(storage: Storage, ds: Dataset, path: str, size: int) -> Sniffed:
     if isinstance(fmt, JsonArray) and not text.lstrip("\ufeff \t\r\n").startswith("["):
         raise FileRejectedError(path, "not a JSON array (does not start with '[')", "wrong_format")
     if isinstance(fmt, JsonLines) and text.lstrip("\ufeff \t\r\n").startswith("["):
-        raise FileRejectedError(
-            path, "a JSON array, but the dataset expects JSON lines", "wrong_format"
-        )
+        raise FileRejectedError(path, "a JSON array, but the dataset expects JSON lines", "wrong_format")
     return Sniffed()
 
 
@@ -117,4 +113,3 @@ def _csv_header(ds: Dataset, fmt: Csv, path: str, text: str) -> tuple[str, ...]:
             "wrong_format",
         )
     return tuple(header)
-

@@ -1,8 +1,8 @@
 """Dataset contracts: declared once in ``schemas/``, read by every part of headwater."""
 
 from ingestion.contracts.catalog import Catalog
-from ingestion.contracts.gold import Gold
 from ingestion.contracts.formats import Csv, FileFormat, JsonArray, JsonLines, Parquet
+from ingestion.contracts.gold import Gold
 from ingestion.contracts.model import (
     Action,
     Dataset,

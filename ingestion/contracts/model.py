@@ -102,6 +102,4 @@ class Dataset:
         return list(self.model().to_schema().columns)
 
     def action_for(self, column: str, check: str) -> Action:
-        return self.check_actions.get(
-            f"{column}.{check}", self.check_actions.get(column, self.check_action)
-        )
+        return self.check_actions.get(f"{column}.{check}", self.check_actions.get(column, self.check_action))

@@ -69,7 +69,10 @@ def _check_one(ds: Dataset) -> list[Problem]:
         probs.append(Problem(ds.name, code, msg))
 
     if not NAME_RE.match(ds.name):
-        bad("name", f"name {ds.name!r} must be lower-case letters, digits and _ (max 63), starting with a letter")
+        bad(
+            "name",
+            f"name {ds.name!r} must be lower-case letters, digits and _ (max 63), starting with a letter",
+        )
     if not ds.landing or ds.landing.startswith("/") or ".." in ds.landing.split("/"):
         bad("landing_pattern", f"landing pattern {ds.landing!r} must be relative to the landing zone")
     fmt = ds.format
@@ -96,7 +99,10 @@ def _check_one(ds: Dataset) -> list[Problem]:
         type_name = type(getattr(col.dtype, "type", col.dtype)).__name__
         types[name] = type_name
         if type_name not in SUPPORTED_TYPES:
-            bad("unknown_type", f"column {name!r} has type {type_name}, not one of {', '.join(SUPPORTED_TYPES)}")
+            bad(
+                "unknown_type",
+                f"column {name!r} has type {type_name}, not one of {', '.join(SUPPORTED_TYPES)}",
+            )
         if name.startswith(RESERVED_PREFIX):
             bad("reserved_name", f"column {name!r}: names starting with '_' are reserved for lineage")
     if not ds.primary_key:
@@ -108,7 +114,10 @@ def _check_one(ds: Dataset) -> list[Problem]:
         if ds.order_by not in types:
             bad("order_by", f"order_by column {ds.order_by!r} is not in the columns")
         elif types[ds.order_by] not in ORDERABLE:
-            bad("order_by", f"order_by column {ds.order_by!r} has type {types[ds.order_by]}, which does not order")
+            bad(
+                "order_by",
+                f"order_by column {ds.order_by!r} has type {types[ds.order_by]}, which does not order",
+            )
     for part in ds.partition_by:
         if part not in types:
             bad("partition_by", f"partition column {part!r} is not in the columns")

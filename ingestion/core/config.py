@@ -108,9 +108,7 @@ class MLSettings(BaseModel):
 class Settings(BaseSettings):
     """All of headwater's settings. ``Settings()`` reads ``HEADWATER_*`` from the environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HEADWATER_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_", env_nested_delimiter="__", extra="ignore")
 
     env: Environment = Environment.dev
     lake: LakeSettings = Field(default_factory=LakeSettings)

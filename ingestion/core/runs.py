@@ -119,7 +119,9 @@ class RunLedger:
             return self.spark.createDataFrame([], _SCHEMA)
         return self.spark.read.format("delta").load(self.uri)
 
-    def latest(self, *, dataset: str | None = None, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def latest(
+        self, *, dataset: str | None = None, job: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
         df = self.frame()
         if dataset:
             df = df.where(df.dataset == dataset)
@@ -135,7 +137,9 @@ def as_dict(record: RunRecord) -> dict[str, Any]:
 
 
 @contextmanager
-def recorded(spark: SparkSession, storage: Storage, record: RunRecord, *, enabled: bool = True) -> Iterator[RunRecord]:
+def recorded(
+    spark: SparkSession, storage: Storage, record: RunRecord, *, enabled: bool = True
+) -> Iterator[RunRecord]:
     """Append ``record`` to the run ledger when the block ends.
 
     An exception marks the run failed (type and message, never row contents), is recorded,

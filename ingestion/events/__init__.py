@@ -4,5 +4,4 @@ from ingestion.events.backfill import backfill
 from ingestion.events.handler import EventHandler, EventResult
 from ingestion.events.ledger import Ledger, LedgerEntry, QueuedFile, entry_key
 
-__all__ = [
-    "backfill","EventHandler", "EventResult", "Ledger", "LedgerEntry", "QueuedFile", "entry_key"]
+__all__ = ["backfill", "EventHandler", "EventResult", "Ledger", "LedgerEntry", "QueuedFile", "entry_key"]

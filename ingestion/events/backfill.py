@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 
 from ingestion.contracts import Catalog
+from ingestion.core.storage import Storage
 from ingestion.events.handler import EventHandler, EventResult
 from ingestion.events.ledger import UNROUTED, Ledger, entry_key
-from ingestion.core.storage import Storage
 
 
 def backfill(

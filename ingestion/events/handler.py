@@ -35,9 +35,7 @@ class EventResult:
 class EventHandler:
     """Turns "a file landed" into a ledger entry, once."""
 
-    def __init__(
-        self, ledger: Ledger, catalog: Catalog, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, ledger: Ledger, catalog: Catalog, *, clock: Callable[[], float] = time.time) -> None:
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
@@ -56,9 +54,7 @@ class EventHandler:
             log.warning("rejected landing path %r: %s", path, err.reason)
             self._record_unrouted(path, etag, size, err)
             return EventResult("rejected", path, reason=err.reason, reason_code=err.code)
-        entry = LedgerEntry(
-            dataset=dataset.name, path=rel, etag=etag, size=size, received_at=self.clock()
-        )
+        entry = LedgerEntry(dataset=dataset.name, path=rel, etag=etag, size=size, received_at=self.clock())
         if self.ledger.record(entry):
             log.info("queued %s for dataset %s", rel, dataset.name)
             return EventResult("queued", rel, dataset.name, entry.key)

@@ -97,9 +97,12 @@ class Azurite:
             proc = subprocess.Popen(
                 [
                     str(exe),
-                    "--blobHost", "127.0.0.1",
-                    "--blobPort", str(port),
-                    "--location", str(location),
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(port),
+                    "--location",
+                    str(location),
                     "--skipApiVersionCheck",
                     "--loose",
                     "--disableProductStyleUrl",
@@ -154,12 +157,8 @@ class Azurite:
         from ingestion.core.storage.azure_blob import TRANSFER_OPTIONS, BlobStorage
 
         prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
-        service = BlobServiceClient.from_connection_string(
-            self.connection_string, **TRANSFER_OPTIONS
-        )
-        storage = BlobStorage(
-            service, containers={z: f"{prefix}-{z}" for z in ZONES}, account=ACCOUNT
-        )
+        service = BlobServiceClient.from_connection_string(self.connection_string, **TRANSFER_OPTIONS)
+        storage = BlobStorage(service, containers={z: f"{prefix}-{z}" for z in ZONES}, account=ACCOUNT)
         storage.ensure_containers()
         return storage
 

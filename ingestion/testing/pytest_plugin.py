@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
     from ingestion.contracts import Catalog
-    from ingestion.events import EventResult
     from ingestion.core.storage import LocalStorage
+    from ingestion.events import EventResult
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +117,8 @@ def run_contract(
 
         bronze = read(bronze_table(dataset))
         assert bronze is not None, f"nothing reached bronze for {dataset}: {ingested}"
-        return ContractRun(bronze, read(silver_table(dataset)), read(quarantine_rows_table(dataset)), ingested, curated)
+        return ContractRun(
+            bronze, read(silver_table(dataset)), read(quarantine_rows_table(dataset)), ingested, curated
+        )
 
     return _run

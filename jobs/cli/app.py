@@ -61,10 +61,10 @@ class Context:
 
     @cached_property
     def spark(self) -> SparkSession:
-        from ingestion.core.spark.session import get_spark
-
         import tempfile
         from pathlib import Path
+
+        from ingestion.core.spark.session import get_spark
 
         log = Path(tempfile.gettempdir()) / "headwater" / "spark-driver.log"
         with console.status(f"starting Spark (first start resolves Delta's jars; JVM log: {log})"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.tree import Tree
 
-from jobs.cli.app import Context, app, console, emit, run_cli, run_app, status_section, table
+from jobs.cli.app import Context, app, console, emit, run_app, run_cli, status_section, table
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 assets_app = typer.Typer(help="Registered asset versions: list, show, drift, archive.", no_args_is_help=True)
@@ -29,9 +29,19 @@ def _when(ts: float) -> str:
 
 
 def _register_table(result: dict[str, Any]) -> Any:
-    rows = [[result["status"], result["asset"], result["delta_version"], result["verdict"],
-             ", ".join(result["drifted"]) or "-", result["report"] or result["reason"]]]
-    return table("register", ["status", "asset", "Delta version", "drift", "drifted columns", "report / reason"], rows)
+    rows = [
+        [
+            result["status"],
+            result["asset"],
+            result["delta_version"],
+            result["verdict"],
+            ", ".join(result["drifted"]) or "-",
+            result["report"] or result["reason"],
+        ]
+    ]
+    return table(
+        "register", ["status", "asset", "Delta version", "drift", "drifted columns", "report / reason"], rows
+    )
 
 
 @run_app.command("publish")
@@ -52,11 +62,21 @@ def run_publish_cmd(
         rec = publish(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings, force=force)
         out: dict[str, Any] = {"publish": as_dict(rec)}
         d = rec.details
-        t = table("publish", ["status", "gold", "Delta version", "silver pins", "changed", "rows", "ins/upd/del"],
-                  [[rec.status, d.get("gold"), rec.output_version,
+        t = table(
+            "publish",
+            ["status", "gold", "Delta version", "silver pins", "changed", "rows", "ins/upd/del"],
+            [
+                [
+                    rec.status,
+                    d.get("gold"),
+                    rec.output_version,
                     ", ".join(f"{k}@{v}" for k, v in sorted((d.get("inputs") or {}).items())),
-                    d.get("changed"), d.get("rows", "-"),
-                    f"{d.get('inserted', 0)}/{d.get('updated', 0)}/{d.get('deleted', 0)}"]])
+                    d.get("changed"),
+                    d.get("rows", "-"),
+                    f"{d.get('inserted', 0)}/{d.get('updated', 0)}/{d.get('deleted', 0)}",
+                ]
+            ],
+        )
         if not no_register:
             res = register(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings).as_dict()
             out["register"] = res
@@ -108,11 +128,23 @@ def assets_list_cmd(as_json: bool = JSON) -> None:
     def body() -> None:
         reg = _registry(ctx)
         items = [a for name in reg.names() for a in reg.versions(name)]
-        rows = [[a.label, a.delta_version, a.tags.get("row_count"), a.tags.get("drift_verdict"),
-                 (a.tags.get("drift_columns") or "-").replace(",", ", "),
-                 "live" if a.is_live() else "archived", _when(a.registered_at)[:16]] for a in items]
-        t = table("assets", ["asset", "Delta v", "rows", "drift", "drifted columns", "state",
-                             "registered (UTC)"], rows)
+        rows = [
+            [
+                a.label,
+                a.delta_version,
+                a.tags.get("row_count"),
+                a.tags.get("drift_verdict"),
+                (a.tags.get("drift_columns") or "-").replace(",", ", "),
+                "live" if a.is_live() else "archived",
+                _when(a.registered_at)[:16],
+            ]
+            for a in items
+        ]
+        t = table(
+            "assets",
+            ["asset", "Delta v", "rows", "drift", "drifted columns", "state", "registered (UTC)"],
+            rows,
+        )
         emit([json.loads(a.to_json()) for a in items], as_json=as_json, table=t)
 
     run_cli(body)
@@ -134,9 +166,17 @@ def assets_show_cmd(
         if as_json:
             emit(json.loads(a.to_json()), as_json=True)
             return
-        rows = [["asset", a.label], ["type", a.asset_type], ["path", a.asset_uri],
-                ["Delta version", a.delta_version], ["table", a.table_uri], ["registry", a.registry],
-                ["registered (UTC)", _when(a.registered_at)], ["live", a.is_live()], ["run id", a.run_id]]
+        rows = [
+            ["asset", a.label],
+            ["type", a.asset_type],
+            ["path", a.asset_uri],
+            ["Delta version", a.delta_version],
+            ["table", a.table_uri],
+            ["registry", a.registry],
+            ["registered (UTC)", _when(a.registered_at)],
+            ["live", a.is_live()],
+            ["run id", a.run_id],
+        ]
         rows += [[f"tag {k}", v] for k, v in sorted(a.tags.items())]
         console.print(table(a.label, ["field", "value"], rows))
         if a.asset_type == "mltable":
@@ -163,15 +203,19 @@ def assets_drift_cmd(
         local = local_of(reg)
         drift = local.read_json(a.name, a.version, "drift.json") or {}
         report = f"system/registry/{a.name}/{a.version:06d}/drift.html"
-        report_file = str(ctx.storage.root / report) if hasattr(ctx.storage, "root") else ctx.storage.uri(report)
+        report_file = (
+            str(ctx.storage.root / report) if hasattr(ctx.storage, "root") else ctx.storage.uri(report)
+        )
         if as_json:
             emit({"asset": a.label, "report": report_file, **drift}, as_json=True)
             return
         prev = reg.previous(a)
         rows = []
         order = {"drift": 0, "warn": 1, "ok": 2, "skipped": 3}
-        for col, c in sorted((drift.get("columns") or {}).items(),
-                             key=lambda kv: (order.get(kv[1]["verdict"], 4), -(kv[1].get("psi") or 0))):
+        for col, c in sorted(
+            (drift.get("columns") or {}).items(),
+            key=lambda kv: (order.get(kv[1]["verdict"], 4), -(kv[1].get("psi") or 0)),
+        ):
             extra = []
             if c.get("new_categories"):
                 extra.append("new: " + ", ".join(c["new_categories"][:5]))
@@ -179,7 +223,11 @@ def assets_drift_cmd(
                 extra.append("vanished: " + ", ".join(c["vanished_categories"][:5]))
             if c.get("note"):
                 extra.append(c["note"])
-            null = (f"{c['prev_null_rate']:.1%} -> {c['null_rate']:.1%}" if c.get("null_rate") is not None else "-")
+            null = (
+                f"{c['prev_null_rate']:.1%} -> {c['null_rate']:.1%}"
+                if c.get("null_rate") is not None
+                else "-"
+            )
             rows.append([col, c["verdict"], _fmt(c.get("psi")), _fmt(c.get("ks")), null, "; ".join(extra)])
         title = f"{a.label} vs {prev.label if prev else '(first version)'}: {drift.get('verdict', '?')}"
         if drift.get("prev_rows") is not None:
@@ -218,8 +266,9 @@ def assets_archive_cmd(
 @app.command("vacuum")
 def vacuum_cmd(
     dataset: str = typer.Option(..., "--dataset", help="Dataset (or gold name) whose gold to vacuum."),
-    retain_hours: Optional[float] = typer.Option(
-        None, "--retain-hours", help="Keep removed files younger than this (default: the asset lifetime)."),
+    retain_hours: float | None = typer.Option(
+        None, "--retain-hours", help="Keep removed files younger than this (default: the asset lifetime)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
     as_json: bool = JSON,
 ) -> None:
@@ -229,11 +278,25 @@ def vacuum_cmd(
     ctx = Context()
 
     def body() -> None:
-        res = vacuum(ctx.spark, ctx.storage, ctx.catalog, dataset, registry=_registry(ctx),
-                     retain_hours=retain_hours, dry_run=dry_run)
-        t = table("vacuum", ["table", "retain (h)", "files " + ("to delete" if dry_run else "deleted"),
-                             "live versions checked"],
-                  [[res.table, res.retain_hours, len(res.deleted), ", ".join(res.protected) or "-"]])
+        res = vacuum(
+            ctx.spark,
+            ctx.storage,
+            ctx.catalog,
+            dataset,
+            registry=_registry(ctx),
+            retain_hours=retain_hours,
+            dry_run=dry_run,
+        )
+        t = table(
+            "vacuum",
+            [
+                "table",
+                "retain (h)",
+                "files " + ("to delete" if dry_run else "deleted"),
+                "live versions checked",
+            ],
+            [[res.table, res.retain_hours, len(res.deleted), ", ".join(res.protected) or "-"]],
+        )
         emit(res.as_dict(), as_json=as_json, table=t)
 
     run_cli(body)
@@ -247,17 +310,23 @@ def _file_tree(trace: dict[str, Any]) -> Tree:
     root = Tree(f"[bold]{trace['path']}[/] ({trace['dataset']})")
     for chain in trace["landings"]:
         led = chain["ledger"]
-        node = root.add(f"ledger: etag {led['etag']} status {led['status']} batch {led['batch']}"
-                        + (f" ({led['reason']})" if led.get("reason") else ""))
+        node = root.add(
+            f"ledger: etag {led['etag']} status {led['status']} batch {led['batch']}"
+            + (f" ({led['reason']})" if led.get("reason") else "")
+        )
         if "batch" in chain:
             b = chain["batch"]
-            node = node.add(f"batch {b['batch']} ({b['status']}, {b['disposition']}, {b['rows']} rows) {_run(b['run_id'])}")
+            node = node.add(
+                f"batch {b['batch']} ({b['status']}, {b['disposition']}, {b['rows']} rows) {_run(b['run_id'])}"
+            )
         if "bronze" in chain:
             node = node.add(f"{chain['bronze']['table']} version {chain['bronze']['version']}")
         if "silver" in chain:
             s = chain["silver"]
-            node = node.add(f"{s['table']} version {s['version']} {_run(s['run_id'])}"
-                            + (f" (still in {len(s['later_versions'])} later version(s))" if s["later_versions"] else ""))
+            node = node.add(
+                f"{s['table']} version {s['version']} {_run(s['run_id'])}"
+                + (f" (still in {len(s['later_versions'])} later version(s))" if s["later_versions"] else "")
+            )
         for g in chain.get("gold", []):
             gnode = node.add(f"{g['table']} version {g['version']} {_run(g['run_id'])}")
             for a in g["assets"]:
@@ -271,10 +340,14 @@ def _asset_tree(trace: dict[str, Any]) -> Tree:
     gnode = root.add(f"{g['table']} version {g['version']} {_run(g['run_id'])}")
     for item in trace["inputs"]:
         s = item["silver"]
-        snode = gnode.add(f"silver/{item['dataset']} version {s['version']} {_run(s['run_id'])} "
-                          f"(bronze up to version {item['bronze_end_version']})")
+        snode = gnode.add(
+            f"silver/{item['dataset']} version {s['version']} {_run(s['run_id'])} "
+            f"(bronze up to version {item['bronze_end_version']})"
+        )
         for b in item["batches"]:
-            bnode = snode.add(f"batch {b['batch']} -> bronze version {b['bronze_version']} {_run(b['run_id'])}")
+            bnode = snode.add(
+                f"batch {b['batch']} -> bronze version {b['bronze_version']} {_run(b['run_id'])}"
+            )
             for f in b["files"]:
                 bnode.add(f"{f['path']} ({f['rows']} rows, sha256 {str(f['sha256'])[:12]})")
     return root
@@ -312,8 +385,17 @@ def _assets_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
         latest = reg.latest(name)
         if latest is None or (dataset and dataset not in (latest.dataset, name)):
             continue
-        data.append({"asset": latest.label, "delta_version": latest.delta_version,
-                     "drift": latest.tags.get("drift_verdict"), "registered": _when(latest.registered_at)})
-    t = table("assets (latest versions)", ["asset", "Delta version", "drift", "registered (UTC)"],
-              [[d["asset"], d["delta_version"], d["drift"], d["registered"]] for d in data])
+        data.append(
+            {
+                "asset": latest.label,
+                "delta_version": latest.delta_version,
+                "drift": latest.tags.get("drift_verdict"),
+                "registered": _when(latest.registered_at),
+            }
+        )
+    t = table(
+        "assets (latest versions)",
+        ["asset", "Delta version", "drift", "registered (UTC)"],
+        [[d["asset"], d["delta_version"], d["drift"], d["registered"]] for d in data],
+    )
     return "assets", t, data

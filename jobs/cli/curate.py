@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,9 +19,32 @@ def _run_table(title: str, rec: dict[str, Any]) -> Any:
     rng = "-" if rec.get("input_from") is None else f"{rec['input_from']}..{rec['input_to']}"
     return table(
         title,
-        ["dataset", "status", "input", "read", "written", "quarantined", "dropped", "warned", "rules", "error"],
-        [[rec["dataset"], rec["status"], rng, rec["rows_read"], rec["rows_written"],
-          rec["rows_quarantined"], rec["rows_dropped"], rec["rows_warned"], rules, rec.get("error") or ""]],
+        [
+            "dataset",
+            "status",
+            "input",
+            "read",
+            "written",
+            "quarantined",
+            "dropped",
+            "warned",
+            "rules",
+            "error",
+        ],
+        [
+            [
+                rec["dataset"],
+                rec["status"],
+                rng,
+                rec["rows_read"],
+                rec["rows_written"],
+                rec["rows_quarantined"],
+                rec["rows_dropped"],
+                rec["rows_warned"],
+                rules,
+                rec.get("error") or "",
+            ]
+        ],
     )
 
 
@@ -39,8 +62,11 @@ def _job(kind: str, dataset: str, as_json: bool, lease_wait: float) -> None:
     def body() -> None:
         job = curate if kind == "curate" else replay
         with console.status(f"{kind} {dataset}..."):
-            rec = as_dict(job(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings,
-                              lease_wait=lease_wait))
+            rec = as_dict(
+                job(
+                    ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings, lease_wait=lease_wait
+                )
+            )
         emit(rec, as_json=as_json, table=_run_table(kind, rec))
         if rec["status"] == "failed":
             raise typer.Exit(1)
@@ -94,7 +120,8 @@ def quarantine_show_cmd(
         for r in rows:
             record = {k: v for k, v in r.items() if k not in skip and v is not None}
             reasons = "; ".join(
-                f"{e['column'] or '(row)'}: {e['check']}" + (f" ({e['value']})" if e["value"] is not None else "")
+                f"{e['column'] or '(row)'}: {e['check']}"
+                + (f" ({e['value']})" if e["value"] is not None else "")
                 for e in r["_errors"] or []
             )
             out.append([f"{r['_source_path']}:{r['_source_row']}", reasons, json.dumps(record, default=str)])
@@ -109,14 +136,38 @@ def _runs_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
 
     runs = RunLedger(ctx.spark, ctx.storage).latest(dataset=dataset, limit=10)
     rows = [
-        [r["started_at"], r["job"], r["dataset"], r["status"],
-         "-" if r["input_from"] is None else f"{r['input_from']}..{r['input_to']}",
-         r["rows_read"], r["rows_written"], r["rows_quarantined"], r["rows_dropped"],
-         "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s", r["error"] or ""]
+        [
+            r["started_at"],
+            r["job"],
+            r["dataset"],
+            r["status"],
+            "-" if r["input_from"] is None else f"{r['input_from']}..{r['input_to']}",
+            r["rows_read"],
+            r["rows_written"],
+            r["rows_quarantined"],
+            r["rows_dropped"],
+            "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s",
+            r["error"] or "",
+        ]
         for r in runs
     ]
-    t = table("latest runs", ["started (UTC)", "job", "dataset", "status", "input", "read", "written",
-                              "quarantined", "dropped", "took", "error"], rows)
+    t = table(
+        "latest runs",
+        [
+            "started (UTC)",
+            "job",
+            "dataset",
+            "status",
+            "input",
+            "read",
+            "written",
+            "quarantined",
+            "dropped",
+            "took",
+            "error",
+        ],
+        rows,
+    )
     return "runs", t, runs
 
 
@@ -128,5 +179,8 @@ def _quarantine_section(ctx: Context, dataset: str | None) -> tuple[str, Any, An
     for name in [dataset] if dataset else ctx.catalog.names():
         data += quarantine.counts_by_reason(ctx.spark, ctx.storage, name)
     rows = [[d["dataset"], d["column"] or "(row)", d["check"], d["rows"]] for d in data]
-    return "quarantine", table("quarantine (rows by reason)", ["dataset", "column", "check", "rows"], rows), data
-
+    return (
+        "quarantine",
+        table("quarantine (rows by reason)", ["dataset", "column", "check", "rows"], rows),
+        data,
+    )

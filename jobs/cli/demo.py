@@ -53,16 +53,23 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
     console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
     names = ctx.catalog.names()
     for name in names:
-        r = _stage(f"ingest {name}", lambda: ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60))
+        r = _stage(
+            f"ingest {name}",
+            lambda: ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60),
+        )
         if r.status == "skipped":
             console.print(f"  ingest   {name}: nothing new")
             continue
         note = f", {r.files_rejected} file(s) quarantined" if r.files_rejected else ""
-        console.print(f"  ingest   {name}: batch {r.batch} -> bronze v{r.bronze_version}, {r.rows} rows{note}")
+        console.print(
+            f"  ingest   {name}: batch {r.batch} -> bronze v{r.bronze_version}, {r.rows} rows{note}"
+        )
         for rej in r.rejected:
             console.print(f"    [yellow]file quarantined[/] {rej['path']}: {rej['reason']}")
     for name in names:
-        c = _stage(f"curate {name}", lambda: curate(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        c = _stage(
+            f"curate {name}", lambda: curate(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
+        )
         if c.status == "skipped":
             console.print(f"  curate   {name}: nothing new")
         elif c.status == "failed":
@@ -77,18 +84,29 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
     for name in names:
         if ctx.catalog.get(name).gold is None:
             continue
-        p = _stage(f"publish {name}", lambda: publish(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        p = _stage(
+            f"publish {name}", lambda: publish(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
+        )
         gold_name = ctx.catalog.get(name).gold.name
-        what = "unchanged" if p.status == "skipped" else f"gold v{p.output_version}, {p.rows_written} rows written"
+        what = (
+            "unchanged"
+            if p.status == "skipped"
+            else f"gold v{p.output_version}, {p.rows_written} rows written"
+        )
         console.print(f"  publish  {gold_name}: {what}")
-        reg = _stage(f"register {gold_name}", lambda: register(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings))
+        reg = _stage(
+            f"register {gold_name}",
+            lambda: register(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings),
+        )
         results.append(reg)
         if reg.status == "registered" and reg.asset is not None:
             drift = f", drift: {(reg.drift or {}).get('verdict', 'n/a')}" if reg.previous else ""
             cols = f" ({', '.join(reg.drifted)})" if reg.drifted else ""
             console.print(f"  register {reg.asset.label} (Delta v{reg.asset.delta_version}){drift}{cols}")
         else:
-            console.print(f"  register {gold_name}: {reg.status}" + (f" ({reg.reason})" if reg.reason else ""))
+            console.print(
+                f"  register {gold_name}: {reg.status}" + (f" ({reg.reason})" if reg.reason else "")
+            )
     return results
 
 
@@ -100,24 +118,43 @@ def _summary(ctx: Context) -> None:
     rows = []
     for name in ctx.catalog.names():
         gold = ctx.catalog.get(name).gold
-        rows.append([
-            name, _count(ctx, bronze_table(name)), _count(ctx, silver_table(name)),
-            _count(ctx, quarantine_rows_table(name)),
-            f"{gold.name}: {_count(ctx, gold_table(gold.name))}" if gold else "-",
-        ])
+        rows.append(
+            [
+                name,
+                _count(ctx, bronze_table(name)),
+                _count(ctx, silver_table(name)),
+                _count(ctx, quarantine_rows_table(name)),
+                f"{gold.name}: {_count(ctx, gold_table(gold.name))}" if gold else "-",
+            ]
+        )
     console.print(table("rows per zone", ["dataset", "bronze", "silver", "quarantine", "gold"], rows))
     reasons = [r for name in ctx.catalog.names() for r in counts_by_reason(ctx.spark, ctx.storage, name)]
-    console.print(table(
-        "quarantined rows by reason", ["dataset", "column", "check", "rows"],
-        [[r["dataset"], r["column"], r["check"], r["rows"]] for r in reasons],
-    ))
+    console.print(
+        table(
+            "quarantined rows by reason",
+            ["dataset", "column", "check", "rows"],
+            [[r["dataset"], r["column"], r["check"], r["rows"]] for r in reasons],
+        )
+    )
     registry = open_registry(ctx.settings, ctx.storage)
     assets = [a for n in registry.names() for a in registry.versions(n)]
-    console.print(table(
-        "asset versions", ["asset", "Delta version", "rows", "schema hash", "drift", "drifted columns"],
-        [[a.label, a.delta_version, a.tags.get("row_count"), str(a.tags.get("schema_hash", ""))[:12],
-          a.tags.get("drift_verdict"), a.tags.get("drift_columns") or "-"] for a in assets],
-    ))
+    console.print(
+        table(
+            "asset versions",
+            ["asset", "Delta version", "rows", "schema hash", "drift", "drifted columns"],
+            [
+                [
+                    a.label,
+                    a.delta_version,
+                    a.tags.get("row_count"),
+                    str(a.tags.get("schema_hash", ""))[:12],
+                    a.tags.get("drift_verdict"),
+                    a.tags.get("drift_columns") or "-",
+                ]
+                for a in assets
+            ],
+        )
+    )
 
 
 @app.command("demo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,14 +66,19 @@ def _run_ingest(ctx: Context, datasets: list[str], *, lease_wait: float = 0.0) -
 
     out = []
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         task = progress.add_task("ingesting", total=len(datasets))
         for name in datasets:
             progress.update(task, description=f"ingest {name}")
             out.append(
-                ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=ctx.settings, lease_wait=lease_wait).as_dict()
+                ingest(
+                    ctx.spark, ctx.storage, ctx.catalog, name, settings=ctx.settings, lease_wait=lease_wait
+                ).as_dict()
             )
             progress.advance(task)
     return out
@@ -84,8 +89,16 @@ def _results_table(results: list[dict[str, Any]]) -> Any:
         "ingest runs",
         ["dataset", "batch", "status", "rows", "ingested", "unchanged", "rejected", "bronze version"],
         [
-            [r["dataset"], r["batch"], r["status"], r["rows"], r["files_ingested"],
-             r["files_unchanged"], r["files_rejected"], r["bronze_version"]]
+            [
+                r["dataset"],
+                r["batch"],
+                r["status"],
+                r["rows"],
+                r["files_ingested"],
+                r["files_unchanged"],
+                r["files_rejected"],
+                r["bronze_version"],
+            ]
             for r in results
         ],
     )
@@ -94,7 +107,7 @@ def _results_table(results: list[dict[str, Any]]) -> Any:
 @app.command("ingest")
 def ingest_cmd(
     paths: list[Path] = typer.Argument(..., help="Local files to put into landing."),
-    dest: Optional[str] = typer.Option(None, "--dest", help="Landing path (or folder/ ending in /)."),
+    dest: str | None = typer.Option(None, "--dest", help="Landing path (or folder/ ending in /)."),
     run: bool = typer.Option(True, "--run/--no-run", help="Run the ingest job after queueing."),
     as_json: bool = JSON,
 ) -> None:
@@ -119,10 +132,15 @@ def ingest_cmd(
         if as_json:
             emit({"events": events, "runs": results}, as_json=True)
         else:
-            emit(None, as_json=False, table=table(
-                "events", ["path", "outcome", "dataset", "reason"],
-                [[e["path"], e["outcome"], e["dataset"], e["reason"]] for e in events],
-            ))
+            emit(
+                None,
+                as_json=False,
+                table=table(
+                    "events",
+                    ["path", "outcome", "dataset", "reason"],
+                    [[e["path"], e["outcome"], e["dataset"], e["reason"]] for e in events],
+                ),
+            )
             if results:
                 console.print(_results_table(results))
         if rejected:
@@ -133,7 +151,7 @@ def ingest_cmd(
 
 @app.command("backfill")
 def backfill_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     min_age: float = typer.Option(0.0, "--min-age", help="Skip files younger than this (s)."),
     run: bool = typer.Option(True, "--run/--no-run", help="Run the ingest job afterwards."),
     as_json: bool = JSON,
@@ -214,8 +232,8 @@ def watch_cmd(
 @app.command("readmit")
 def readmit_cmd(
     dataset: str = typer.Option(..., "--dataset"),
-    paths: Optional[list[str]] = typer.Argument(None, help="Only these landing paths."),
-    code: Optional[str] = typer.Option(None, "--code", help="Only files rejected with this reason code."),
+    paths: list[str] | None = typer.Argument(None, help="Only these landing paths."),
+    code: str | None = typer.Option(None, "--code", help="Only files rejected with this reason code."),
     run: bool = typer.Option(False, "--run/--no-run", help="Run the ingest job afterwards."),
     as_json: bool = JSON,
 ) -> None:
@@ -258,10 +276,13 @@ def validate_cmd(as_json: bool = JSON) -> None:
         if as_json:
             emit({"datasets": catalog.names(), "problems": [p.__dict__ for p in problems]}, as_json=True)
         elif problems:
-            console.print(table(
-                f"{len(problems)} problem(s)", ["dataset", "code", "what is wrong"],
-                [[p.dataset, p.code, p.message] for p in problems],
-            ))
+            console.print(
+                table(
+                    f"{len(problems)} problem(s)",
+                    ["dataset", "code", "what is wrong"],
+                    [[p.dataset, p.code, p.message] for p in problems],
+                )
+            )
         else:
             console.print(f"[green]ok[/]: {len(catalog)} dataset(s) valid: {', '.join(catalog.names())}")
         if problems:
@@ -283,8 +304,21 @@ def _ledger_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
         counts = Counter(e.status for e in ledger.entries(name))
         data[name] = dict(counts)
         if counts or name != UNROUTED:
-            rows.append([name, *(counts.get(s, 0) for s in ("pending", "batched", "ingested", "unchanged", "rejected"))])
-    return "ledger", table("ledger (files by status)", ["dataset", "pending", "batched", "ingested", "unchanged", "rejected"], rows), data
+            rows.append(
+                [
+                    name,
+                    *(counts.get(s, 0) for s in ("pending", "batched", "ingested", "unchanged", "rejected")),
+                ]
+            )
+    return (
+        "ledger",
+        table(
+            "ledger (files by status)",
+            ["dataset", "pending", "batched", "ingested", "unchanged", "rejected"],
+            rows,
+        ),
+        data,
+    )
 
 
 @status_section
@@ -295,13 +329,37 @@ def _batches_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
     for name in [dataset] if dataset else ctx.catalog.names():
         ms = Manifests(ctx.storage, name).all()
         data[name] = [
-            {"batch": m.batch, "status": m.status, "rows": m.rows, "bronze_version": m.bronze_version,
-             "files": len(m.files), "rejected": len(m.by_disposition("rejected"))}
+            {
+                "batch": m.batch,
+                "status": m.status,
+                "rows": m.rows,
+                "bronze_version": m.bronze_version,
+                "files": len(m.files),
+                "rejected": len(m.by_disposition("rejected")),
+            }
             for m in ms
         ]
         for m in ms[-5:]:
-            rows.append([name, m.batch, m.status, len(m.files), len(m.by_disposition("rejected")), m.rows, m.bronze_version])
-    return "batches", table("batches (latest 5 per dataset)", ["dataset", "batch", "status", "files", "rejected", "rows", "bronze version"], rows), data
+            rows.append(
+                [
+                    name,
+                    m.batch,
+                    m.status,
+                    len(m.files),
+                    len(m.by_disposition("rejected")),
+                    m.rows,
+                    m.bronze_version,
+                ]
+            )
+    return (
+        "batches",
+        table(
+            "batches (latest 5 per dataset)",
+            ["dataset", "batch", "status", "files", "rejected", "rows", "bronze version"],
+            rows,
+        ),
+        data,
+    )
 
 
 @status_section
@@ -311,8 +369,12 @@ def _tables_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
 
     rows, data = [], {}
     for name in [dataset] if dataset else ctx.catalog.names():
-        for zone, path in (("bronze", bronze_table(name)), ("silver", silver_table(name)),
-                           ("quarantine", quarantine_rows_table(name)), ("gold", gold_table(name))):
+        for zone, path in (
+            ("bronze", bronze_table(name)),
+            ("silver", silver_table(name)),
+            ("quarantine", quarantine_rows_table(name)),
+            ("gold", gold_table(name)),
+        ):
             uri = ctx.storage.uri(path)
             version = table_version(ctx.spark, uri)
             if version is None:
@@ -325,7 +387,7 @@ def _tables_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
 
 @app.command("status")
 def status_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    dataset: str | None = typer.Option(None, "--dataset"),
     as_json: bool = JSON,
 ) -> None:
     """Ledger, batches, table versions and rows, latest runs, quarantine counts."""

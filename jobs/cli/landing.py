@@ -1,14 +1,14 @@
 """CLI for the Function side's state: batching (what is pending, what is due) and parked files.
 
-    headwater batching [--dataset NAME] [--json]      pending files and thresholds per dataset
-    headwater parked list [--dataset NAME] [--json]   files parked after repeated failures
-    headwater parked release --dataset NAME --key KEY  let the next event or reconcile retry one
+headwater batching [--dataset NAME] [--json]      pending files and thresholds per dataset
+headwater parked list [--dataset NAME] [--json]   files parked after repeated failures
+headwater parked release --dataset NAME --key KEY  let the next event or reconcile retry one
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -32,8 +32,16 @@ def _batching_rows(ctx: Context, dataset: str | None) -> tuple[list[list[Any]], 
         t = policy.thresholds(name)
         data[name] = {"decision": asdict(d), "thresholds": asdict(t)}
         due = f"yes ({d.reason})" if d.due else (f"in {d.wait_seconds:.0f}s" if d.wait_seconds else "-")
-        rows.append([name, d.files, d.bytes, None if d.oldest_age is None else f"{d.oldest_age:.0f}s",
-                     f"{t.max_files} files / {t.max_bytes} B / {t.max_age_seconds:.0f}s", due])
+        rows.append(
+            [
+                name,
+                d.files,
+                d.bytes,
+                None if d.oldest_age is None else f"{d.oldest_age:.0f}s",
+                f"{t.max_files} files / {t.max_bytes} B / {t.max_age_seconds:.0f}s",
+                due,
+            ]
+        )
     return rows, data
 
 
@@ -41,7 +49,7 @@ BATCHING_COLUMNS = ["dataset", "pending", "bytes", "oldest", "thresholds", "due"
 
 
 @app.command("batching")
-def batching_cmd(dataset: Optional[str] = typer.Option(None, "--dataset"), as_json: bool = JSON) -> None:
+def batching_cmd(dataset: str | None = typer.Option(None, "--dataset"), as_json: bool = JSON) -> None:
     """Pending files per dataset against its batching thresholds."""
     ctx = Context()
 
@@ -64,17 +72,31 @@ PARKED_COLUMNS = ["dataset", "path", "etag", "attempts", "reason", "key"]
 
 
 def _parked_table(records: list[Any]) -> Any:
-    return table("parked files", PARKED_COLUMNS,
-                 [[r.dataset, r.path, r.etag, r.attempts, r.reason, r.key] for r in records])
+    return table(
+        "parked files",
+        PARKED_COLUMNS,
+        [[r.dataset, r.path, r.etag, r.attempts, r.reason, r.key] for r in records],
+    )
 
 
 def _parked_data(records: list[Any]) -> list[dict[str, Any]]:
-    return [{"dataset": r.dataset, "path": r.path, "etag": r.etag, "key": r.key, "attempts": r.attempts,
-             "reason": r.reason, "reason_code": r.reason_code, "parked_at": r.parked_at} for r in records]
+    return [
+        {
+            "dataset": r.dataset,
+            "path": r.path,
+            "etag": r.etag,
+            "key": r.key,
+            "attempts": r.attempts,
+            "reason": r.reason,
+            "reason_code": r.reason_code,
+            "parked_at": r.parked_at,
+        }
+        for r in records
+    ]
 
 
 @parked_app.command("list")
-def parked_list(dataset: Optional[str] = typer.Option(None, "--dataset"), as_json: bool = JSON) -> None:
+def parked_list(dataset: str | None = typer.Option(None, "--dataset"), as_json: bool = JSON) -> None:
     """Files whose handling failed too often, with the reason."""
     ctx = Context()
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
+from functions.runtime import LANDING_CONNECTION, LandingRuntime, set_runtime
 from ingestion.core.config import BatchingSettings, LakeSettings, Settings
 from ingestion.events import Ledger
 from ingestion.testing.azurite import CONNECTION_ENV, Azurite, azurite, azurite_storage  # noqa: F401
-
-from functions.runtime import LANDING_CONNECTION, LandingRuntime, set_runtime
 
 
 @dataclass
@@ -93,7 +92,9 @@ def bind_blob(runtime: LandingRuntime) -> Callable[[str], Any]:
         )
         # Same fields as the worker's ModelBindingData protobuf message.
         mbd = SimpleNamespace(
-            version="1.0", source="AzureStorageBlobs", content_type="application/json",
+            version="1.0",
+            source="AzureStorageBlobs",
+            content_type="application/json",
             content=content.encode(),
         )
         return BlobClientConverter.decode(

@@ -39,15 +39,25 @@ def test_renames_count_at_their_destination():
         "destinationUrl": "https://lake.dfs.core.windows.net/landing/orders/a%20b.csv",
     }
     got = classify(BLOB_RENAMED, "/blobServices/default/containers/landing/blobs/_tmp/a.part", data)
-    assert isinstance(got, Landed) and (got.kind, got.container, got.name) == ("file", "landing", "orders/a b.csv")
-    d = classify(DIRECTORY_RENAMED, None, {"destinationUrl": "https://lake.dfs.core.windows.net/landing/orders/2026"})
+    assert isinstance(got, Landed) and (got.kind, got.container, got.name) == (
+        "file",
+        "landing",
+        "orders/a b.csv",
+    )
+    d = classify(
+        DIRECTORY_RENAMED, None, {"destinationUrl": "https://lake.dfs.core.windows.net/landing/orders/2026"}
+    )
     assert isinstance(d, Landed) and (d.kind, d.name) == ("directory", "orders/2026")
 
 
 @pytest.mark.parametrize(
     "event_type",
-    ["Microsoft.Storage.BlobDeleted", "Microsoft.Storage.DirectoryCreated",
-     "Microsoft.Storage.BlobTierChanged", "Microsoft.Storage.DirectoryDeleted"],
+    [
+        "Microsoft.Storage.BlobDeleted",
+        "Microsoft.Storage.DirectoryCreated",
+        "Microsoft.Storage.BlobTierChanged",
+        "Microsoft.Storage.DirectoryDeleted",
+    ],
 )
 def test_other_event_types_are_ignored(event_type):
     got = classify(event_type, SUBJ, {"api": "DeleteFile"})

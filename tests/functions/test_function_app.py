@@ -124,7 +124,8 @@ def test_settings_example_names_every_setting_without_secrets():
 
 def test_requirements_install_the_functions_extra_only():
     lines = [
-        ln.strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()
+        ln.strip()
+        for ln in (ROOT / "requirements.txt").read_text().splitlines()
         if ln.strip() and not ln.startswith("#")
     ]
     assert any(ln.replace(" ", "").endswith(".[functions]") for ln in lines), lines
@@ -134,7 +135,9 @@ def test_requirements_install_the_functions_extra_only():
 # Handles events end to end (catalog, ledger, batching, poison) with pyspark blocked: the first
 # invocation in a Function App builds all of this. A due batch then fails to start in-process
 # with a message that says why, and the files stay queued.
-HANDLE = PROBE.split("import function_app")[0] + r"""
+HANDLE = (
+    PROBE.split("import function_app")[0]
+    + r"""
 import json, sys, tempfile
 from ingestion.core.config import BatchingSettings, LakeSettings, Settings
 from ingestion.core.storage import LocalStorage
@@ -152,6 +155,7 @@ report = rt.reconcile(min_age=0).summary()
 print(json.dumps({"handled": out, "reconcile": report, "queued": len(rt.ledger.queued("orders")),
                   "spark": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "delta"))}))
 """
+)
 
 
 def test_events_are_handled_without_pyspark():

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from functions.runtime import LandingRuntime
 from ingestion.batching import InProcessSubmitter
 from ingestion.core.config import BatchingSettings
-
-from functions.runtime import LandingRuntime
 
 pytestmark = pytest.mark.spark
 
@@ -23,7 +22,7 @@ def test_count_threshold_runs_the_ingest_job_in_process(spark, lake, lake_settin
     files = {
         "orders/2026/11/a.csv": HEADER + b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n",
         "orders/2026/11/b.csv": HEADER + b"O-0002,C-002,paid,20.50,2,2026-11-02,,2026-11-02T10:00:00\n"
-                                         b"O-0003,C-001,shipped,5.00,1,2026-11-02,2026-11-03,2026-11-03T09:00:00\n",
+        b"O-0003,C-001,shipped,5.00,1,2026-11-02,2026-11-03,2026-11-03T09:00:00\n",
     }
     results = []
     for name, body in files.items():
@@ -39,8 +38,11 @@ def test_count_threshold_runs_the_ingest_job_in_process(spark, lake, lake_settin
     assert {e.status for e in rt.ledger.entries("orders")} == {"ingested"}
 
     rows = (
-        spark.read.format("delta").load(lake.uri("bronze/orders"))
-        .select("order_id", "_source_path").orderBy("order_id").collect()
+        spark.read.format("delta")
+        .load(lake.uri("bronze/orders"))
+        .select("order_id", "_source_path")
+        .orderBy("order_id")
+        .collect()
     )
     assert [(r.order_id, r._source_path) for r in rows] == [
         ("O-0001", "orders/2026/11/a.csv"),

@@ -8,15 +8,16 @@ from datetime import datetime, timezone
 import azure.functions as func
 import pytest
 
+from functions.runtime import LandingRuntime, set_runtime
 from ingestion.core.config import BatchingSettings, BatchThresholds
 from ingestion.events.ledger import entry_key
 
-from functions.runtime import LandingRuntime, set_runtime
-
 pytestmark = pytest.mark.azurite
 
-CSV = b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n" \
-      b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n"
+CSV = (
+    b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n"
+    b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n"
+)
 
 
 def _entries(rt: LandingRuntime, dataset: str) -> list:
@@ -43,20 +44,27 @@ def _dfs_url(rt: LandingRuntime, name: str) -> str:
     return f"https://devstoreaccount1.dfs.core.windows.net/{rt.landing_container}/{name}"
 
 
-def test_small_csv_is_recorded_once_with_the_blobs_etag(runtime, azurite_storage, bind_blob, function, submitter):
+def test_small_csv_is_recorded_once_with_the_blobs_etag(
+    runtime, azurite_storage, bind_blob, function, submitter
+):
     info = azurite_storage.write_bytes("landing/orders/2026/11/a.csv", CSV)
 
     function("landing_blob")(bind_blob("orders/2026/11/a.csv"))
 
     (entry,) = _entries(runtime, "orders")
     assert (entry.path, entry.etag, entry.size, entry.status) == (
-        "orders/2026/11/a.csv", info.etag, len(CSV), "pending",
+        "orders/2026/11/a.csv",
+        info.etag,
+        len(CSV),
+        "pending",
     )
     assert [q.path for q in runtime.ledger.queued("orders")] == ["orders/2026/11/a.csv"]
     assert submitter.calls == []  # thresholds not reached: no run yet
 
 
-def test_count_threshold_turns_pending_files_into_one_run(runtime, azurite_storage, bind_blob, function, submitter):
+def test_count_threshold_turns_pending_files_into_one_run(
+    runtime, azurite_storage, bind_blob, function, submitter
+):
     runtime.batcher.policy.settings.datasets["orders"] = BatchThresholds(max_files=2)
     for name in ("orders/a.csv", "orders/b.csv"):
         azurite_storage.write_bytes(f"landing/{name}", CSV)
@@ -105,8 +113,12 @@ def test_rename_into_landing_is_handled_from_blob_renamed(runtime, azurite_stora
     info = azurite_storage.info("landing/orders/renamed.csv")
     event = _event(
         "Microsoft.Storage.BlobRenamed",
-        {"api": "RenameFile", "sourceUrl": _dfs_url(runtime, "_tmp/upload-123.part"),
-         "destinationUrl": _dfs_url(runtime, "orders/renamed.csv"), "sequencer": "01"},
+        {
+            "api": "RenameFile",
+            "sourceUrl": _dfs_url(runtime, "_tmp/upload-123.part"),
+            "destinationUrl": _dfs_url(runtime, "orders/renamed.csv"),
+            "sequencer": "01",
+        },
         _subject(runtime, "orders/renamed.csv"),
     )
 
@@ -134,20 +146,29 @@ def test_event_grid_filtering(runtime, azurite_storage, function):
     subject = _subject(runtime, "orders/e.csv")
     url = f"https://devstoreaccount1.blob.core.windows.net/{runtime.landing_container}/orders/e.csv"
 
-    create = runtime.on_event("Microsoft.Storage.BlobCreated", subject,
-                              {"api": "CreateFile", "contentLength": 0, "url": url})
+    create = runtime.on_event(
+        "Microsoft.Storage.BlobCreated", subject, {"api": "CreateFile", "contentLength": 0, "url": url}
+    )
     deleted = runtime.on_event("Microsoft.Storage.BlobDeleted", subject, {"api": "DeleteFile", "url": url})
     other = runtime.on_event(
-        "Microsoft.Storage.BlobCreated", "/blobServices/default/containers/elsewhere/blobs/orders/e.csv",
+        "Microsoft.Storage.BlobCreated",
+        "/blobServices/default/containers/elsewhere/blobs/orders/e.csv",
         {"api": "PutBlob", "url": "https://devstoreaccount1.blob.core.windows.net/elsewhere/orders/e.csv"},
     )
     assert [(r.outcome, r.reason_code) for r in create + deleted + other] == [
-        ("ignored", "incomplete_write"), ("ignored", "event_type"), ("ignored", "other_container"),
+        ("ignored", "incomplete_write"),
+        ("ignored", "event_type"),
+        ("ignored", "other_container"),
     ]
     assert _entries(runtime, "orders") == []
 
-    function("landing_events")(_event("Microsoft.Storage.BlobCreated",
-                                      {"api": "FlushWithClose", "contentLength": len(CSV), "url": url}, subject))
+    function("landing_events")(
+        _event(
+            "Microsoft.Storage.BlobCreated",
+            {"api": "FlushWithClose", "contentLength": len(CSV), "url": url},
+            subject,
+        )
+    )
     assert [e.path for e in _entries(runtime, "orders")] == ["orders/e.csv"]
 
 
@@ -157,8 +178,11 @@ def test_every_path_keys_one_version_the_same(runtime, azurite_storage, bind_blo
     url = f"https://devstoreaccount1.blob.core.windows.net/{runtime.landing_container}/orders/f.csv"
 
     first = runtime.on_blob(bind_blob("orders/f.csv"))
-    (second,) = runtime.on_event("Microsoft.Storage.BlobCreated", _subject(runtime, "orders/f.csv"),
-                                 {"api": "PutBlob", "url": url, "eTag": "0x8DEADBEEF"})
+    (second,) = runtime.on_event(
+        "Microsoft.Storage.BlobCreated",
+        _subject(runtime, "orders/f.csv"),
+        {"api": "PutBlob", "url": url, "eTag": "0x8DEADBEEF"},
+    )
     report = runtime.reconcile(min_age=0)
 
     assert (first.outcome, second.outcome) == ("queued", "duplicate")
@@ -166,7 +190,9 @@ def test_every_path_keys_one_version_the_same(runtime, azurite_storage, bind_blo
     assert len(_entries(runtime, "orders")) == 1
 
 
-def test_reconcile_records_missed_files_and_fires_the_age_threshold(azure_settings, azurite_storage, submitter):
+def test_reconcile_records_missed_files_and_fires_the_age_threshold(
+    azure_settings, azurite_storage, submitter
+):
     now = [datetime.now(timezone.utc).timestamp() + 3600]  # files are an hour old
     azure_settings.batching = BatchingSettings(max_files=100, max_bytes=10**12, max_age_seconds=600)
     rt = LandingRuntime(azure_settings, azurite_storage, submitter=submitter, clock=lambda: now[0])
@@ -188,8 +214,7 @@ def test_reconcile_records_missed_files_and_fires_the_age_threshold(azure_settin
     assert report.outcomes == {"known": 4}
     assert sorted(submitter.calls) == ["customers", "orders"]
     ran = {b.dataset: b.runs[0]["files"] for b in report.batches if b.outcome == "ran"}
-    assert ran == {"customers": ["customers/c.jsonl"],
-                   "orders": ["orders/empty.csv", "orders/missed.csv"]}
+    assert ran == {"customers": ["customers/c.jsonl"], "orders": ["orders/empty.csv", "orders/missed.csv"]}
     assert rt.ledger.queued("orders") == [] and rt.ledger.queued("customers") == []
 
 
@@ -225,8 +250,9 @@ def test_failing_blob_is_parked_after_bounded_attempts_and_never_blocks_others(
 
     assert handled.outcome == "parked" and "ledger write timed out" in handled.reason
     info = azurite_storage.info("landing/orders/bad.csv")
-    record = json.loads(azurite_storage.read_bytes(
-        f"system/poison/orders/{entry_key('orders/bad.csv', info.etag)}.json"))
+    record = json.loads(
+        azurite_storage.read_bytes(f"system/poison/orders/{entry_key('orders/bad.csv', info.etag)}.json")
+    )
     assert (record["attempts"], record["reason_code"], record["path"]) == (3, "OSError", "orders/bad.csv")
     assert [r.path for r in runtime.poison.parked("orders")] == ["orders/bad.csv"]
     # Parked: a further delivery does not even try.
@@ -235,7 +261,9 @@ def test_failing_blob_is_parked_after_bounded_attempts_and_never_blocks_others(
     assert len(calls) == n
     assert [e.path for e in _entries(runtime, "orders")] == ["orders/good.csv"]
     # A new version of the file starts afresh.
-    azurite_storage.write_bytes("landing/orders/bad.csv", CSV + b"O-0002,C-002,new,1.00,1,2026-11-02,,2026-11-02T10:00:00\n")
+    azurite_storage.write_bytes(
+        "landing/orders/bad.csv", CSV + b"O-0002,C-002,new,1.00,1,2026-11-02,,2026-11-02T10:00:00\n"
+    )
     monkeypatch.setattr(runtime.handler, "file_landed", real)
     assert runtime.on_blob(bind_blob("orders/bad.csv")).outcome == "queued"
 
@@ -252,10 +280,9 @@ def test_blob_gone_before_the_event_is_ignored(runtime, bind_blob):
 
 
 def test_the_default_runtime_is_built_from_settings(azurite_storage, monkeypatch):
+    from functions.runtime import get_runtime
     from ingestion.core.config import get_settings
     from ingestion.testing.azurite import CONNECTION_ENV
-
-    from functions.runtime import get_runtime
 
     monkeypatch.setenv("HEADWATER_LAKE__KIND", "azure")
     monkeypatch.setenv("HEADWATER_LAKE__CONNECTION_STRING_ENV", CONNECTION_ENV)
@@ -269,8 +296,12 @@ def test_the_default_runtime_is_built_from_settings(azurite_storage, monkeypatch
         assert rt.landing_container == azurite_storage.container_name("landing")
         azurite_storage.write_bytes("landing/orders/g.csv", CSV)
         (handled,) = rt.on_event(
-            "Microsoft.Storage.BlobCreated", _subject(rt, "orders/g.csv"),
-            {"api": "PutBlockList", "url": f"http://127.0.0.1:1/devstoreaccount1/{rt.landing_container}/orders/g.csv"},
+            "Microsoft.Storage.BlobCreated",
+            _subject(rt, "orders/g.csv"),
+            {
+                "api": "PutBlockList",
+                "url": f"http://127.0.0.1:1/devstoreaccount1/{rt.landing_container}/orders/g.csv",
+            },
         )
         assert handled.outcome == "queued"
     finally:

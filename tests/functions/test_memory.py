@@ -93,8 +93,10 @@ def test_handler_memory_is_bounded_for_a_200_mb_blob(runtime, azurite_storage, b
         assert digest == _expected_sha256(sizes[label])
         figures[label] = {
             "upload_peak_mb": put_peak / MB,
-            "handler_peak_mb": handler_peak / MB, "handler_rss_mb": handler_rss / MB,
-            "hash_peak_mb": hash_peak / MB, "hash_rss_mb": hash_rss / MB,
+            "handler_peak_mb": handler_peak / MB,
+            "handler_rss_mb": handler_rss / MB,
+            "hash_peak_mb": hash_peak / MB,
+            "hash_rss_mb": hash_rss / MB,
         }
 
     print("\nlanding handler memory (tracemalloc peak / RSS growth):")
@@ -108,7 +110,8 @@ def test_handler_memory_is_bounded_for_a_200_mb_blob(runtime, azurite_storage, b
     small, big = figures["20MB"], figures["200MB"]
     # All queued once, with their real sizes.
     assert sorted((e.path, e.size) for e in runtime.ledger.entries("orders")) == [
-        ("orders/big-200MB.csv", 200 * MB), ("orders/big-20MB.csv", 20 * MB),
+        ("orders/big-200MB.csv", 200 * MB),
+        ("orders/big-20MB.csv", 20 * MB),
     ]
     # The handler reads no content: well under a megabyte whatever the blob's size.
     assert big["handler_peak_mb"] < 1.0

@@ -40,7 +40,9 @@ def q(key: str, size: int, at: float) -> QueuedFile:
 
 
 SETTINGS = BatchingSettings(
-    max_files=3, max_bytes=10 * MB, max_age_seconds=60,
+    max_files=3,
+    max_bytes=10 * MB,
+    max_age_seconds=60,
     datasets={"customers": BatchThresholds(max_files=1000, max_age_seconds=5)},
 )
 
@@ -344,8 +346,10 @@ def test_in_process_submitter_without_the_job_says_what_to_install(monkeypatch):
 def test_importing_batching_does_not_import_spark():
     import subprocess
 
-    code = ("import sys, ingestion.batching, functions.runtime; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'delta', 'jobs')))")
+    code = (
+        "import sys, ingestion.batching, functions.runtime; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'delta', 'jobs')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -36,9 +36,19 @@ def test_errors_propagate_below_the_bound_then_the_version_is_parked(lake):
 
     rec = got.parked
     assert rec is not None and not got.already_parked and got.value is None
-    assert (rec.dataset, rec.path, rec.etag, rec.size, rec.attempts) == ("orders", "orders/a.csv", '"e1"', 10, 3)
+    assert (rec.dataset, rec.path, rec.etag, rec.size, rec.attempts) == (
+        "orders",
+        "orders/a.csv",
+        '"e1"',
+        10,
+        3,
+    )
     assert (rec.reason, rec.reason_code) == ("ValueError: still broken", "ValueError")
-    assert [f.error for f in rec.failures] == ["ValueError: boom", "ValueError: boom", "ValueError: still broken"]
+    assert [f.error for f in rec.failures] == [
+        "ValueError: boom",
+        "ValueError: boom",
+        "ValueError: still broken",
+    ]
     assert rec.first_failed_at < rec.parked_at
     key = entry_key("orders/a.csv", '"e1"')
     stored = json.loads(lake.read_bytes(f"system/poison/orders/{key}.json"))

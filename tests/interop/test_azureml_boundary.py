@@ -31,7 +31,9 @@ from ingestion.core.spark.delta import table_version  # noqa: E402
 
 SUB, RG, WS = "00000000-0000-0000-0000-00000000abcd", "rg-headwater-dev", "mlw-headwater-dev"
 ML = MLSettings(subscription_id=SUB, resource_group=RG, workspace=WS, datastore="gold")
-WORKSPACE = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+WORKSPACE = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+)
 
 
 class FakeArm(HttpTransport):
@@ -59,16 +61,28 @@ class FakeArm(HttpTransport):
         path = urlparse(request.url).path
         if request.method == "PUT" and "/data/" in path:
             if self.fail_put:
-                return _response(request, self.fail_put, {"error": {"code": "ServiceUnavailable", "message": "down"}})
+                return _response(
+                    request, self.fail_put, {"error": {"code": "ServiceUnavailable", "message": "down"}}
+                )
             body = json.loads(request.content)
             body.update(id=path, name=path.rsplit("/", 1)[1])
             return _response(request, 200, body)
         if request.method == "GET" and path == f"{WORKSPACE}/data/customer_features" and self.latest:
-            return _response(request, 200, {"id": path, "name": "customer_features",
-                                            "properties": {"latestVersion": str(self.latest)}})
+            return _response(
+                request,
+                200,
+                {"id": path, "name": "customer_features", "properties": {"latestVersion": str(self.latest)}},
+            )
         if request.method == "GET" and path == f"{WORKSPACE}/data/customer_features/versions/{self.latest}":
-            return _response(request, 200, {"id": path, "name": str(self.latest), "properties": {
-                "dataType": "mltable", "dataUri": "azureml://datastores/gold/paths/x"}})
+            return _response(
+                request,
+                200,
+                {
+                    "id": path,
+                    "name": str(self.latest),
+                    "properties": {"dataType": "mltable", "dataUri": "azureml://datastores/gold/paths/x"},
+                },
+            )
         return _response(request, 404, {"error": {"code": "NotFound", "message": "not found"}})
 
     def puts(self):
@@ -101,8 +115,9 @@ def _registry(lake, transport, credential=None):
     from transforms.assets import LocalRegistry
     from transforms.assets.azureml import AzureMLRegistry
 
-    return AzureMLRegistry(ML, LocalRegistry(lake), credential=credential or Token(), transport=transport,
-                           enable_telemetry=False)
+    return AzureMLRegistry(
+        ML, LocalRegistry(lake), credential=credential or Token(), transport=transport, enable_telemetry=False
+    )
 
 
 def _gold(spark, lake, catalog, settings):
@@ -120,10 +135,18 @@ def test_data_entity_is_the_documented_mltable_asset(lake):
     from transforms.assets.azureml import asset_uri, data_entity
 
     path = "gold/customer_features/_mltable/delta-7"
-    asset = AssetVersion(name="customer_features", version=2, asset_type="mltable", dataset="orders",
-                         delta_version=7, table_uri="abfss://gold@acct.dfs.core.windows.net/customer_features",
-                         path=path, asset_uri=asset_uri(ML, lake, path), tags={"delta_version": "7", "rows": 3},
-                         description="features")
+    asset = AssetVersion(
+        name="customer_features",
+        version=2,
+        asset_type="mltable",
+        dataset="orders",
+        delta_version=7,
+        table_uri="abfss://gold@acct.dfs.core.windows.net/customer_features",
+        path=path,
+        asset_uri=asset_uri(ML, lake, path),
+        tags={"delta_version": "7", "rows": 3},
+        description="features",
+    )
     data = data_entity(asset)
 
     assert isinstance(data, Data)
@@ -140,7 +163,9 @@ def test_local_lake_without_datastore_cannot_be_registered_in_azure(lake):
     from transforms.assets.azureml import asset_uri
 
     with pytest.raises(ConfigError, match="ml.datastore"):
-        asset_uri(MLSettings(subscription_id=SUB, resource_group=RG, workspace=WS), lake, "gold/x/_mltable/v1")
+        asset_uri(
+            MLSettings(subscription_id=SUB, resource_group=RG, workspace=WS), lake, "gold/x/_mltable/v1"
+        )
 
 
 @pytest.mark.spark
@@ -158,17 +183,27 @@ def test_register_calls_create_or_update_on_the_workspace(spark, lake, catalog, 
     assert put.headers["Authorization"] == "Bearer test-token"
     body = json.loads(put.content)["properties"]
     assert body["dataType"] == "mltable"
-    assert body["dataUri"] == f"azureml://datastores/gold/paths/customer_features/_mltable/delta-{pub.output_version}"
+    assert (
+        body["dataUri"]
+        == f"azureml://datastores/gold/paths/customer_features/_mltable/delta-{pub.output_version}"
+    )
     assert body["tags"] == res.asset.tags
     assert body["tags"]["delta_version"] == str(pub.output_version)
     # the workspace was asked for its latest version first (the N+1 counter)
-    assert any(r.method == "GET" and urlparse(r.url).path == f"{WORKSPACE}/data/customer_features"
-               for r in arm.requests)
+    assert any(
+        r.method == "GET" and urlparse(r.url).path == f"{WORKSPACE}/data/customer_features"
+        for r in arm.requests
+    )
     # the MLTable the asset points at, pinned to the Delta version
-    mlt = (Path(lake.root) / f"gold/customer_features/_mltable/delta-{pub.output_version}/MLTable").read_text()
+    mlt = (
+        Path(lake.root) / f"gold/customer_features/_mltable/delta-{pub.output_version}/MLTable"
+    ).read_text()
     assert f"version_as_of: {pub.output_version}" in mlt and "folder: ../.." in mlt
     # mirrored locally with the workspace's id
-    assert res.asset.registry == "azureml" and res.asset.azure_id == f"{WORKSPACE}/data/customer_features/versions/1"
+    assert (
+        res.asset.registry == "azureml"
+        and res.asset.azure_id == f"{WORKSPACE}/data/customer_features/versions/1"
+    )
 
 
 @pytest.mark.spark
@@ -189,8 +224,14 @@ def test_auth_failure_is_a_clear_error_leaves_gold_alone_and_is_retried(spark, l
     pub = _gold(spark, lake, catalog, lake_settings)
     arm = FakeArm()
     with pytest.raises(RegistryUnavailableError) as err:
-        register(spark, lake, catalog, "orders", settings=lake_settings,
-                 registry=_registry(lake, arm, credential=Refused()))
+        register(
+            spark,
+            lake,
+            catalog,
+            "orders",
+            settings=lake_settings,
+            registry=_registry(lake, arm, credential=Refused()),
+        )
 
     assert err.value.code == "auth"
     assert "Azure ML registry unavailable (auth)" in str(err.value)
@@ -213,8 +254,14 @@ def test_service_outage_is_recorded_and_nothing_mirrored(spark, lake, catalog, l
 
     _gold(spark, lake, catalog, lake_settings)
     with pytest.raises(RegistryUnavailableError) as err:
-        register(spark, lake, catalog, "orders", settings=lake_settings,
-                 registry=_registry(lake, FakeArm(fail_put=503), credential=Token()))
+        register(
+            spark,
+            lake,
+            catalog,
+            "orders",
+            settings=lake_settings,
+            registry=_registry(lake, FakeArm(fail_put=503), credential=Token()),
+        )
     assert err.value.code == "http_503"
     assert LocalRegistry(lake).versions("customer_features") == []
 
@@ -244,12 +291,20 @@ def test_network_failure_is_recorded_and_retried(spark, lake, catalog, lake_sett
     from transforms.assets.azureml import AzureMLRegistry
 
     pub = _gold(spark, lake, catalog, lake_settings)
-    down = AzureMLRegistry(ML, LocalRegistry(lake), credential=Token(), transport=Unreachable(),
-                           enable_telemetry=False, retry_total=0)
+    down = AzureMLRegistry(
+        ML,
+        LocalRegistry(lake),
+        credential=Token(),
+        transport=Unreachable(),
+        enable_telemetry=False,
+        retry_total=0,
+    )
     with pytest.raises(RegistryUnavailableError) as err:
         register(spark, lake, catalog, "orders", settings=lake_settings, registry=down)
     assert err.value.code == "network" and "Connection refused" in str(err.value)
     assert table_version(spark, lake.uri(gold_table("customer_features"))) == pub.output_version
     assert RunLedger(spark, lake).latest(job="register", limit=1)[0]["status"] == "failed"
-    res = register(spark, lake, catalog, "orders", settings=lake_settings, registry=_registry(lake, FakeArm()))
+    res = register(
+        spark, lake, catalog, "orders", settings=lake_settings, registry=_registry(lake, FakeArm())
+    )
     assert res.status == "registered" and res.asset.version == 1

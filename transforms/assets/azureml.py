@@ -65,7 +65,16 @@ def _unavailable(err: Exception) -> RegistryUnavailableError | None:
         return RegistryUnavailableError("Azure ML", _first_line(err), "auth")
     if isinstance(err, ServiceRequestError):
         return RegistryUnavailableError("Azure ML", _first_line(err), "network")
-    if isinstance(err, HttpResponseError) and (err.status_code or 0) in (401, 403, 408, 429, 500, 502, 503, 504):
+    if isinstance(err, HttpResponseError) and (err.status_code or 0) in (
+        401,
+        403,
+        408,
+        429,
+        500,
+        502,
+        503,
+        504,
+    ):
         return RegistryUnavailableError("Azure ML", _first_line(err), f"http_{err.status_code}")
     return None
 

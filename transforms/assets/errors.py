@@ -20,9 +20,7 @@ class AssetNotFoundError(AssetError):
 
 class GoldNotPublishedError(AssetError):
     def __init__(self, gold: str, path: str) -> None:
-        super().__init__(
-            f"gold {gold!r} has no Delta table at {path} yet: run `headwater run publish` first"
-        )
+        super().__init__(f"gold {gold!r} has no Delta table at {path} yet: run `headwater run publish` first")
         self.gold = gold
 
 
@@ -31,8 +29,7 @@ class LoadCheckError(AssetError):
 
     def __init__(self, asset: str, path: str, problems: list[str]) -> None:
         super().__init__(
-            f"asset {asset} at {path} does not load as registered, not registering: "
-            + "; ".join(problems)
+            f"asset {asset} at {path} does not load as registered, not registering: " + "; ".join(problems)
         )
         self.asset = asset
         self.path = path
@@ -43,8 +40,10 @@ class RegistryUnavailableError(AssetError):
     """The registry could not be reached or refused our credentials; gold is untouched."""
 
     def __init__(self, registry: str, reason: str, code: str) -> None:
-        super().__init__(f"{registry} registry unavailable ({code}): {reason}; gold is untouched "
-                         "and the registration is retried on the next run")
+        super().__init__(
+            f"{registry} registry unavailable ({code}): {reason}; gold is untouched "
+            "and the registration is retried on the next run"
+        )
         self.registry = registry
         self.reason = reason
         self.code = code

@@ -32,7 +32,9 @@ def layer_commits(spark: SparkSession, uri: str, layer: str) -> list[LayerCommit
     if not DeltaTable.isDeltaTable(spark, uri):
         return []
     out = []
-    for r in DeltaTable.forPath(spark, uri).history().select("version", "timestamp", "userMetadata").collect():
+    for r in (
+        DeltaTable.forPath(spark, uri).history().select("version", "timestamp", "userMetadata").collect()
+    ):
         m = _LAYER_RE.match(r["userMetadata"] or "")
         if m and m.group("layer") == layer:
             out.append(LayerCommit(int(r["version"]), m.group("ds"), int(m.group("n")), r["timestamp"]))

@@ -114,9 +114,18 @@ class LoadCheck:
 
 _KINDS = {
     # Spark type -> pandas dtype kinds the reader may return for it (nullable ints become float).
-    "tinyint": "iuf", "smallint": "iuf", "int": "iuf", "bigint": "iuf",
-    "float": "f", "double": "f", "boolean": "bO", "string": "O", "binary": "O",
-    "date": "OM", "timestamp": "M", "timestamp_ntz": "M",
+    "tinyint": "iuf",
+    "smallint": "iuf",
+    "int": "iuf",
+    "bigint": "iuf",
+    "float": "f",
+    "double": "f",
+    "boolean": "bO",
+    "string": "O",
+    "binary": "O",
+    "date": "OM",
+    "timestamp": "M",
+    "timestamp_ntz": "M",
 }
 
 
@@ -194,7 +203,9 @@ def load_check(
     problems: list[str] = []
     expected = spark.read.format("delta").option("versionAsOf", delta_version).load(table_uri)
     rows_delta = expected.count()
-    location = str(Path(storage.root) / asset_path) if isinstance(storage, LocalStorage) else storage.uri(asset_path)
+    location = (
+        str(Path(storage.root) / asset_path) if isinstance(storage, LocalStorage) else storage.uri(asset_path)
+    )
     whole = rows_delta <= max_rows
     try:
         tbl = mltable.load(location)
@@ -203,7 +214,9 @@ def load_check(
         pdf = (tbl if whole else tbl.take(1000)).to_pandas_dataframe()
     except Exception as err:  # the reader's own errors are what a data scientist would hit
         first = str(err).strip().splitlines()[0:1]
-        return LoadCheck(False, 0, rows_delta, False, [f"mltable cannot load it: {type(err).__name__}: {' '.join(first)}"])
+        return LoadCheck(
+            False, 0, rows_delta, False, [f"mltable cannot load it: {type(err).__name__}: {' '.join(first)}"]
+        )
     rows_asset = len(pdf)
     if whole and rows_asset != rows_delta:
         problems.append(f"{rows_asset} rows through mltable, {rows_delta} in Delta version {delta_version}")
@@ -247,7 +260,9 @@ def write_snapshot(spark: SparkSession, storage: Storage, gold_path: str, delta_
     return folder
 
 
-def snapshot_check(spark: SparkSession, storage: Storage, folder: str, table_uri: str, delta_version: int) -> LoadCheck:
+def snapshot_check(
+    spark: SparkSession, storage: Storage, folder: str, table_uri: str, delta_version: int
+) -> LoadCheck:
     """A ``uri_folder`` snapshot must hold exactly the pinned version's rows."""
     expected = spark.read.format("delta").option("versionAsOf", delta_version).load(table_uri)
     got = spark.read.parquet(storage.uri(folder))

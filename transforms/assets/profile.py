@@ -50,9 +50,7 @@ def schema_fields(schema: StructType) -> list[tuple[str, str, bool]]:
 
 def schema_json(schema: StructType) -> str:
     """Canonical JSON of the ordered (name, type, nullable) triples."""
-    return json.dumps(
-        [list(t) for t in schema_fields(schema)], separators=(",", ":"), ensure_ascii=False
-    )
+    return json.dumps([list(t) for t in schema_fields(schema)], separators=(",", ":"), ensure_ascii=False)
 
 
 def schema_hash(schema: StructType) -> str:
@@ -61,7 +59,9 @@ def schema_hash(schema: StructType) -> str:
 
 # --- profiling (Spark) -------------------------------------------------------------------------------
 def _kind(type_name: str) -> str:
-    if type_name in ("tinyint", "smallint", "int", "bigint", "float", "double") or type_name.startswith("decimal"):
+    if type_name in ("tinyint", "smallint", "int", "bigint", "float", "double") or type_name.startswith(
+        "decimal"
+    ):
         return "numeric"
     if type_name == "date":
         return "date"
@@ -182,12 +182,19 @@ def profile_frame(
     for n in numeric:
         x = _as_number(n, kinds[n])
         if points.get(n):
-            structs.append(F.struct(F.lit(f"own|{n}").alias("k"), _bucket(x, points[n]).cast("string").alias("v")))
+            structs.append(
+                F.struct(F.lit(f"own|{n}").alias("k"), _bucket(x, points[n]).cast("string").alias("v"))
+            )
         if ref_points.get(n):
-            structs.append(F.struct(F.lit(f"ref|{n}").alias("k"), _bucket(x, ref_points[n]).cast("string").alias("v")))
+            structs.append(
+                F.struct(F.lit(f"ref|{n}").alias("k"), _bucket(x, ref_points[n]).cast("string").alias("v"))
+            )
     for n in categorical:
         structs.append(
-            F.struct(F.lit(f"cat|{n}").alias("k"), F.coalesce(F.col(f"`{n}`").cast("string"), F.lit(NULL_KEY)).alias("v"))
+            F.struct(
+                F.lit(f"cat|{n}").alias("k"),
+                F.coalesce(F.col(f"`{n}`").cast("string"), F.lit(NULL_KEY)).alias("v"),
+            )
         )
     counts: dict[str, dict[str, int]] = {}
     if structs:

@@ -30,7 +30,13 @@ from transforms.assets.mltable_io import (
     write_mltable,
     write_snapshot,
 )
-from transforms.assets.profile import compare_profiles, drifted_columns, profile_frame, schema_hash, schema_json
+from transforms.assets.profile import (
+    compare_profiles,
+    drifted_columns,
+    profile_frame,
+    schema_hash,
+    schema_json,
+)
 from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry, version_dir
 from transforms.assets.report import render_report
 from transforms.gold.publish import RETENTION_SLACK_DAYS, gold_of, inputs_at
@@ -100,7 +106,10 @@ def code_version() -> str:
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
             cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         return f"{base} (git {sha})" if sha else base
     except (OSError, subprocess.SubprocessError):
@@ -129,10 +138,19 @@ def quality_figures(ledger: RunLedger, datasets: tuple[str, ...]) -> dict[str, A
 
 
 # Commits that never change a table's rows: a version made only of these is the same data.
-NO_DATA_OPERATIONS = frozenset({
-    "SET TBLPROPERTIES", "UNSET TBLPROPERTIES", "OPTIMIZE", "VACUUM START", "VACUUM END",
-    "ADD CONSTRAINT", "DROP CONSTRAINT", "CHANGE COLUMN", "REORG",
-})
+NO_DATA_OPERATIONS = frozenset(
+    {
+        "SET TBLPROPERTIES",
+        "UNSET TBLPROPERTIES",
+        "OPTIMIZE",
+        "VACUUM START",
+        "VACUUM END",
+        "ADD CONSTRAINT",
+        "DROP CONSTRAINT",
+        "CHANGE COLUMN",
+        "REORG",
+    }
+)
 
 
 def _same_data(spark: SparkSession, uri: str, old: int, new: int) -> bool:
@@ -140,8 +158,11 @@ def _same_data(spark: SparkSession, uri: str, old: int, new: int) -> bool:
     from delta.tables import DeltaTable
 
     ops = (
-        DeltaTable.forPath(spark, uri).history()
-        .where(f"version > {old} AND version <= {new}").select("operation").collect()
+        DeltaTable.forPath(spark, uri)
+        .history()
+        .where(f"version > {old} AND version <= {new}")
+        .select("operation")
+        .collect()
     )
     return bool(ops) and all(r[0] in NO_DATA_OPERATIONS for r in ops)
 
@@ -266,7 +287,9 @@ def register(
             "row_count": str(profile["rows"]),
             "schema_hash": schema_hash(df.schema),
             "schema": schema_json(df.schema),
-            "quality": json.dumps(quality_figures(ledger, gold.inputs), sort_keys=True, separators=(",", ":")),
+            "quality": json.dumps(
+                quality_figures(ledger, gold.inputs), sort_keys=True, separators=(",", ":")
+            ),
             "lineage": storage.uri(lineage_path),
             "silver_versions": ",".join(f"{k}@{v}" for k, v in sorted(inputs.items())),
             "run_id": record.run_id,
@@ -292,12 +315,12 @@ def register(
             retention_days=gold.asset_retention_days,
             registry=registry.kind,
         )
-        html = render_report(
-            asset=label, previous=last.label if last else None, drift=drift, tags=tags
-        )
+        html = render_report(asset=label, previous=last.label if last else None, drift=drift, tags=tags)
         # Artifacts first (keyed by the version, overwritten by a retry), then the version itself.
         local.write_artifact(gold.name, number, "profile.json", json.dumps(profile, default=str).encode())
-        local.write_artifact(gold.name, number, "drift.json", json.dumps(drift, indent=1, default=str).encode())
+        local.write_artifact(
+            gold.name, number, "drift.json", json.dumps(drift, indent=1, default=str).encode()
+        )
         local.write_artifact(gold.name, number, "lineage.json", json.dumps(lineage, indent=1).encode())
         local.write_artifact(gold.name, number, "drift.html", html.encode())
         registry.create(asset)
@@ -305,14 +328,23 @@ def register(
         record.output_version = number
         record.rows_written = profile["rows"]
         record.details.update(
-            delta_version=version, verdict=drift["verdict"], drifted=flagged, report=report_path,
+            delta_version=version,
+            verdict=drift["verdict"],
+            drifted=flagged,
+            report=report_path,
             load_check={"rows": check.rows_asset, "compared_rows": check.compared_rows},
         )
         ledger.append(record.finish("succeeded"))
         log.info("registered %s (Delta v%s, drift %s)", label, version, drift["verdict"])
         return RegisterResult(
-            "registered", record, asset=asset, previous=last, drift=drift,
-            report_path=report_path, report_uri=_lake_file(storage, report_path), drifted=flagged,
+            "registered",
+            record,
+            asset=asset,
+            previous=last,
+            drift=drift,
+            report_path=report_path,
+            report_uri=_lake_file(storage, report_path),
+            drifted=flagged,
         )
     except Exception as err:
         ledger.append(record.finish("failed", f"{type(err).__name__}: {err}"))

@@ -11,8 +11,14 @@ import datetime as dt
 import html
 from typing import Any
 
-COLOURS = {"drift": "#c62828", "warn": "#ef6c00", "ok": "#2e7d32", "stable": "#2e7d32",
-           "baseline": "#1565c0", "skipped": "#757575"}
+COLOURS = {
+    "drift": "#c62828",
+    "warn": "#ef6c00",
+    "ok": "#2e7d32",
+    "stable": "#2e7d32",
+    "baseline": "#1565c0",
+    "skipped": "#757575",
+}
 PREV, CUR = "#9e9e9e", "#1565c0"
 
 CSS = """
@@ -80,7 +86,9 @@ def _bin_labels(entry: dict[str, Any]) -> list[str]:
     return labels
 
 
-def bars_svg(labels: list[str], prev: list[float], cur: list[float], *, width: int = 440, height: int = 200) -> str:
+def bars_svg(
+    labels: list[str], prev: list[float], cur: list[float], *, width: int = 440, height: int = 200
+) -> str:
     """Grouped bars of two distributions (fractions), previous grey, current blue."""
     left, bottom, top = 40, 62, 10
     n = max(len(labels), 1)
@@ -88,24 +96,34 @@ def bars_svg(labels: list[str], prev: list[float], cur: list[float], *, width: i
     peak = max([*prev, *cur, 0.01])
     group = plot_w / n
     bw = max(min(group * 0.38, 22), 2)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'viewBox="0 0 {width} {height}" font-size="10" font-family="sans-serif">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}" font-size="10" font-family="sans-serif">'
+    ]
     for k in range(5):  # grid and y labels
         v = peak * k / 4
         y = top + plot_h - plot_h * k / 4
         parts.append(f'<line x1="{left}" x2="{width - 28}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" fill="#757575">{v * 100:.0f}%</text>')
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end" fill="#757575">{v * 100:.0f}%</text>'
+        )
     for i, label in enumerate(labels):
         x0 = left + group * i + group / 2
         for j, (vals, colour) in enumerate(((prev, PREV), (cur, CUR))):
             v = vals[i] if i < len(vals) else 0.0
             h = plot_h * v / peak
             x = x0 - bw + j * bw
-            parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colour}">'
-                         f'<title>{_e(label)}: {v * 100:.1f}%</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{_e(label)}: {v * 100:.1f}%</title></rect>"
+            )
         short = label if len(label) <= 16 else label[:15] + "…"
-        parts.append(f'<text transform="translate({x0:.1f},{top + plot_h + 8}) rotate(35)" fill="#424242">{_e(short)}</text>')
-    parts.append(f'<line x1="{left}" x2="{width - 28}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9e9e9e"/>')
+        parts.append(
+            f'<text transform="translate({x0:.1f},{top + plot_h + 8}) rotate(35)" fill="#424242">{_e(short)}</text>'
+        )
+    parts.append(
+        f'<line x1="{left}" x2="{width - 28}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9e9e9e"/>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -146,47 +164,74 @@ def render_report(
         if drift.get("prev_rows") is not None and drift.get("row_change") is not None
         else f"{drift['rows']:,} rows"
     )
-    out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drift {_e(asset)}</title>"
-           f"<style>{CSS}</style></head><body><main>"]
+    out = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Drift {_e(asset)}</title>'
+        f"<style>{CSS}</style></head><body><main>"
+    ]
     out.append(f"<h1>Drift report · {_e(asset)}</h1>")
-    against = f"compared with <b>{_e(previous)}</b>" if previous else "first version: the baseline for later comparisons"
-    out.append(f'<p class="sub">{against} · Delta version {_e(tags.get("delta_version", "?"))} · '
-               f'thresholds PSI warn {th["warn"]}, drift {th["drift"]}</p>')
-    summary = (f"{len(flagged)} of {len(cols)} columns moved: " + ", ".join(flagged)) if flagged else (
-        "no column moved beyond the thresholds" if previous else "profile stored for the next version")
-    out.append(f'<div class="verdict" style="--c:{colour}"><div class="big">{_e(verdict)}</div>'
-               f'<div class="kpis"><div class="kpi"><b>{_e(rows_line)}</b><span>row count</span></div>'
-               f'<div class="kpi"><b>{_e(summary)}</b><span>columns</span></div></div></div>')
+    against = (
+        f"compared with <b>{_e(previous)}</b>"
+        if previous
+        else "first version: the baseline for later comparisons"
+    )
+    out.append(
+        f'<p class="sub">{against} · Delta version {_e(tags.get("delta_version", "?"))} · '
+        f"thresholds PSI warn {th['warn']}, drift {th['drift']}</p>"
+    )
+    summary = (
+        (f"{len(flagged)} of {len(cols)} columns moved: " + ", ".join(flagged))
+        if flagged
+        else ("no column moved beyond the thresholds" if previous else "profile stored for the next version")
+    )
+    out.append(
+        f'<div class="verdict" style="--c:{colour}"><div class="big">{_e(verdict)}</div>'
+        f'<div class="kpis"><div class="kpi"><b>{_e(rows_line)}</b><span>row count</span></div>'
+        f'<div class="kpi"><b>{_e(summary)}</b><span>columns</span></div></div></div>'
+    )
 
     if previous:
         charted = [n for n in flagged if cols[n].get("prev_bins")] or [
-            n for n, c in ranked if c.get("prev_bins")][:2]
+            n for n, c in ranked if c.get("prev_bins")
+        ][:2]
         if charted:
             title = "Columns that moved" if flagged else "Largest changes (none beyond thresholds)"
             out.append(f"<h2>{title}</h2>")
-            out.append(f'<p class="legend"><span style="background:{PREV}"></span>{_e(previous)} (previous)'
-                       f'<span style="background:{CUR}"></span>{_e(asset)} (this version)</p>')
+            out.append(
+                f'<p class="legend"><span style="background:{PREV}"></span>{_e(previous)} (previous)'
+                f'<span style="background:{CUR}"></span>{_e(asset)} (this version)</p>'
+            )
             out.append('<div class="charts">')
             for n in charted:
                 c = cols[n]
-                stats = f"PSI {_fmt(c.get('psi'))}" + (f" · KS {_fmt(c.get('ks'))}" if c.get("ks") is not None else "")
-                out.append(f'<div class="chart"><h3>{_e(n)} {_badge(c["verdict"])}</h3><p>{_e(stats)} · {_e(_notes(c))}</p>'
-                           f'{bars_svg(_bin_labels(c), c["prev_bins"], c["cur_bins"])}</div>')
+                stats = f"PSI {_fmt(c.get('psi'))}" + (
+                    f" · KS {_fmt(c.get('ks'))}" if c.get("ks") is not None else ""
+                )
+                out.append(
+                    f'<div class="chart"><h3>{_e(n)} {_badge(c["verdict"])}</h3><p>{_e(stats)} · {_e(_notes(c))}</p>'
+                    f"{bars_svg(_bin_labels(c), c['prev_bins'], c['cur_bins'])}</div>"
+                )
             out.append("</div>")
 
-    out.append("<h2>All columns</h2><table><thead><tr><th>column</th><th>type</th><th>verdict</th>"
-               "<th>PSI</th><th>KS</th><th>null rate</th><th>notes</th></tr></thead><tbody>")
+    out.append(
+        "<h2>All columns</h2><table><thead><tr><th>column</th><th>type</th><th>verdict</th>"
+        "<th>PSI</th><th>KS</th><th>null rate</th><th>notes</th></tr></thead><tbody>"
+    )
     for n, c in ranked:
         p = c.get("psi")
         bar = ""
         if p is not None:
             w = min(p / max(th["drift"] * 2, 1e-9), 1.0) * 80
             bar = f'<span class="bar" style="width:{w:.0f}px;background:{COLOURS.get(c["verdict"], "#757575")}"></span>'
-        nulls = (f"{_pct(c.get('prev_null_rate'))} → {_pct(c.get('null_rate'))}"
-                 if c.get("null_rate") is not None else "–")
-        out.append(f"<tr><td><b>{_e(n)}</b></td><td>{_e(c['type'])}</td><td>{_badge(c['verdict'])}</td>"
-                   f'<td class="num">{_fmt(p)}{bar}</td><td class="num">{_fmt(c.get("ks"))}</td>'
-                   f"<td>{_e(nulls)}</td><td>{_e(_notes(c))}</td></tr>")
+        nulls = (
+            f"{_pct(c.get('prev_null_rate'))} → {_pct(c.get('null_rate'))}"
+            if c.get("null_rate") is not None
+            else "–"
+        )
+        out.append(
+            f"<tr><td><b>{_e(n)}</b></td><td>{_e(c['type'])}</td><td>{_badge(c['verdict'])}</td>"
+            f'<td class="num">{_fmt(p)}{bar}</td><td class="num">{_fmt(c.get("ks"))}</td>'
+            f"<td>{_e(nulls)}</td><td>{_e(_notes(c))}</td></tr>"
+        )
     out.append("</tbody></table>")
 
     keep = ["delta_version", "table_uri", "row_count", "schema_hash", "run_id", "environment", "code_version"]
@@ -195,8 +240,10 @@ def render_report(
         if k in tags:
             out.append(f"<tr><th>{_e(k)}</th><td><code>{_e(tags[k])}</code></td></tr>")
     out.append("</tbody></table>")
-    out.append(f"<footer>Numeric PSI over 10 bins from the previous version's deciles (ε-smoothed); KS at the "
-               f"previous version's 101 quantile points; categorical PSI over the union of categories. "
-               f"Generated {generated_at:%Y-%m-%d %H:%M UTC} by headwater.</footer>")
+    out.append(
+        f"<footer>Numeric PSI over 10 bins from the previous version's deciles (ε-smoothed); KS at the "
+        f"previous version's 101 quantile points; categorical PSI over the union of categories. "
+        f"Generated {generated_at:%Y-%m-%d %H:%M UTC} by headwater.</footer>"
+    )
     out.append("</main></body></html>")
     return "".join(out)

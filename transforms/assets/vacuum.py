@@ -55,7 +55,9 @@ def live_files(spark: SparkSession, uri: str, registry: AssetRegistry, name: str
     out = {}
     for asset in registry.versions(name):
         if asset.is_live():
-            files = spark.read.format("delta").option("versionAsOf", asset.delta_version).load(uri).inputFiles()
+            files = (
+                spark.read.format("delta").option("versionAsOf", asset.delta_version).load(uri).inputFiles()
+            )
             out[asset.label] = {_norm(f) for f in files}
     return out
 
@@ -99,16 +101,17 @@ def vacuum(
     if listing == "10000":
         spark.conf.set(_LISTING_CONF, str(max(8, spark.sparkContext.defaultParallelism * 4)))
     try:
-        candidates = [
-            r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()
-        ]
+        candidates = [r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()]
         doomed = {_norm(p) for p in candidates}
         needed = {label: len(files & doomed) for label, files in pinned.items() if files & doomed}
         if needed:
             samples = sorted({f.rsplit("/", 1)[-1] for files in pinned.values() for f in files & doomed})
             raise VacuumRefusedError(gold_table(gold.name), needed, samples)
         result = VacuumResult(
-            gold_table(gold.name), hours, dry_run, sorted(candidates),
+            gold_table(gold.name),
+            hours,
+            dry_run,
+            sorted(candidates),
             {label: len(files) for label, files in pinned.items()},
         )
         if not dry_run and candidates:

@@ -254,8 +254,7 @@ def sql_literal(value: Any) -> str:
 
 def _partition_predicate(parts: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
     return " OR ".join(
-        "(" + " AND ".join(f"`{p}` <=> {sql_literal(v)}" for p, v in zip(parts, row)) + ")"
-        for row in values
+        "(" + " AND ".join(f"`{p}` <=> {sql_literal(v)}" for p, v in zip(parts, row)) + ")" for row in values
     )
 
 
@@ -294,23 +293,13 @@ def _merge(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOu
 def _overwrite_partitions(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOutcome:
     parts = gold.partition_by
     current = spark.read.format("delta").load(uri).select(*out.columns)
-    touched = (
-        out.exceptAll(current).select(*parts).union(current.exceptAll(out).select(*parts)).distinct()
-    )
+    touched = out.exceptAll(current).select(*parts).union(current.exceptAll(out).select(*parts)).distinct()
     values = [tuple(r) for r in touched.collect()]
     if not values:
         return WriteOutcome(committed=False)
     predicate = _partition_predicate(parts, values)
-    (
-        out.where(predicate)
-        .write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .save(uri)
-    )
-    return WriteOutcome(
-        committed=True, partitions=[dict(zip(parts, map(str, v))) for v in values[:50]]
-    )
+    (out.where(predicate).write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
+    return WriteOutcome(committed=True, partitions=[dict(zip(parts, map(str, v))) for v in values[:50]])
 
 
 def _metrics(spark: SparkSession, uri: str, version: int) -> dict[str, int]:

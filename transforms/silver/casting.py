@@ -143,7 +143,7 @@ def bit_columns(prefix: str, flags: list[Column]) -> dict[str, Column]:
     """
     out: dict[str, Column] = {}
     for k in range(0, max(1, (len(flags) + BITS - 1) // BITS)):
-        chunk = flags[k * BITS:(k + 1) * BITS]
+        chunk = flags[k * BITS : (k + 1) * BITS]
         acc = F.lit(0).cast("long")
         for j, flag in enumerate(chunk):
             acc = acc.bitwiseOR(F.when(flag, F.lit(1 << j).cast("long")).otherwise(F.lit(0).cast("long")))

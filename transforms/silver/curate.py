@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
@@ -41,8 +41,8 @@ from transforms.silver.source import bronze_range, read_range
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingestion.core.config import Settings
     from ingestion.contracts import Catalog, Dataset
+    from ingestion.core.config import Settings
     from ingestion.core.lease import Lease
     from ingestion.core.storage import Storage
 
@@ -83,8 +83,12 @@ def curate(
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="curate", dataset=dataset.name)
-    with st.writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease, \
-            recorded(spark, storage, record, enabled=record_run):
+    with (
+        st.writer_lease(
+            storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait
+        ) as lease,
+        recorded(spark, storage, record, enabled=record_run),
+    ):
         _run(spark, storage, dataset, record, validate=validate, transform=fn, lease=lease)  # type: ignore[arg-type]
     return record
 
@@ -130,7 +134,10 @@ def _run(
 
     silver_uri = storage.uri(lake.silver_table(dataset.name))
     prepared = prepare(
-        dataset, read_range(spark, bronze_uri, rng), validate=validate, transform=transform,
+        dataset,
+        read_range(spark, bronze_uri, rng),
+        validate=validate,
+        transform=transform,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
     )
     try:
@@ -195,20 +202,26 @@ def _write(
         # A breaking schema change: the whole batch goes to quarantine, silver is not touched.
         reasons_col = F.array(
             *[
-                F.struct(F.lit(c).alias("column"), F.lit(SCHEMA_CHECK).alias("check"), F.lit(why).alias("value"))
+                F.struct(
+                    F.lit(c).alias("column"), F.lit(SCHEMA_CHECK).alias("check"), F.lit(why).alias("value")
+                )
                 for c, why in problems
             ]
         )
-        blocked = prepared.kept_rows_with_errors().withColumn(
-            ERRORS, F.concat(F.col(ERRORS), reasons_col)
-        )
+        blocked = prepared.kept_rows_with_errors().withColumn(ERRORS, F.concat(F.col(ERRORS), reasons_col))
         quarantined = blocked if quarantined is None else quarantined.unionByName(blocked)
-        blocked_rows = counts.get("rows", 0) - counts.get("dropped", 0) - counts.get("quarantined", 0) - counts.get("failed", 0)
+        blocked_rows = (
+            counts.get("rows", 0)
+            - counts.get("dropped", 0)
+            - counts.get("quarantined", 0)
+            - counts.get("failed", 0)
+        )
         record.rules.update({f"{c}.{SCHEMA_CHECK}": blocked_rows for c, _ in problems})
         record.details["schema_problems"] = [{"column": c, "reason": why} for c, why in problems]
         log.warning(
             "curate %s: breaking schema change on %s; batch sent to quarantine",
-            dataset.name, ", ".join(c for c, _ in problems),
+            dataset.name,
+            ", ".join(c for c, _ in problems),
         )
         record.rows_quarantined = counts.get("quarantined", 0) + blocked_rows
     else:
@@ -217,8 +230,12 @@ def _write(
     if not problems and (prepared.plan is None or counts.get("keepable", 0) > 0):
         started = time.perf_counter()
         version, metrics = merge(
-            spark, silver_uri, silver_rows, dataset,
-            app_id=silver_app_id(dataset.name), txn_version=upto,
+            spark,
+            silver_uri,
+            silver_rows,
+            dataset,
+            app_id=silver_app_id(dataset.name),
+            txn_version=upto,
             stable_source=prepared.stable,
         )
         prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
@@ -238,8 +255,11 @@ def _write(
     # both keep every core busy.)
     if quarantined is not None and record.rows_quarantined > 0:
         rows = q.to_quarantine_rows(
-            quarantined, contract=prepared.contract, extras=prepared.extras,
-            run_id=record.run_id, bronze_version=upto,
+            quarantined,
+            contract=prepared.contract,
+            extras=prepared.extras,
+            run_id=record.run_id,
+            bronze_version=upto,
         )
         # Quarantine is a small share of a batch: one file per million rows, not one per task.
         rows = rows.coalesce(max(1, -(-record.rows_quarantined // 1_000_000)))
@@ -257,8 +277,12 @@ def _write(
         record.rows_read = bronze_rows
     log.info(
         "curate %s: read %d, written %d, quarantined %d, dropped %d; rules %s",
-        dataset.name, record.rows_read, record.rows_written, record.rows_quarantined,
-        record.rows_dropped, sorted(record.rules),
+        dataset.name,
+        record.rows_read,
+        record.rows_written,
+        record.rows_quarantined,
+        record.rows_dropped,
+        sorted(record.rules),
     )
     record.finish("succeeded")
 

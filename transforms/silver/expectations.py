@@ -250,28 +250,31 @@ def compile_plan(dataset: Dataset) -> Plan:
                 # A value that did not cast is reported as ``cast``, not also as a null.
                 missing = missing & ~bit_set(CAST_FAIL, list(plan.cast_actions).index(name))
             plan.expectations.append(
-                Expectation(name, "not_nullable", action, missing, F.lit(None).cast("string"),
-                            "not_nullable")
+                Expectation(name, "not_nullable", action, missing, F.lit(None).cast("string"), "not_nullable")
             )
         for check in col.checks:
             builder = builder_for(check.name)
             action = dataset.action_for(name, check.name)
             if builder is None:
                 plan.uncompiled.append(
-                    Uncompiled(name, check.name, str(check.error or check.name), action, check,
-                               col.dtype)
+                    Uncompiled(name, check.name, str(check.error or check.name), action, check, col.dtype)
                 )
                 continue
             plan.expectations.append(
-                Expectation(name, check.name, action, _failed(builder(c, check.statistics)),
-                            as_text, str(check.error or check.name))
+                Expectation(
+                    name,
+                    check.name,
+                    action,
+                    _failed(builder(c, check.statistics)),
+                    as_text,
+                    str(check.error or check.name),
+                )
             )
         if getattr(col, "unique", False) and name not in keys:
             # The key's uniqueness is what dedupe guarantees; other unique columns are checked.
             dup = F.count(F.lit(1)).over(Window.partitionBy(c)) > 1
             plan.expectations.append(
-                Expectation(name, "unique", dataset.action_for(name, "unique"), dup, as_text,
-                            "unique")
+                Expectation(name, "unique", dataset.action_for(name, "unique"), dup, as_text, "unique")
             )
     unique = schema.unique
     if unique:
@@ -280,19 +283,35 @@ def compile_plan(dataset: Dataset) -> Plan:
             dup = F.count(F.lit(1)).over(Window.partitionBy(*[F.col(quote(u)) for u in cols])) > 1
             label = ",".join(cols)
             plan.expectations.append(
-                Expectation(label, "unique", dataset.action_for(label, "unique"), dup,
-                            F.concat_ws(",", *[F.col(quote(u)).cast("string") for u in cols]),
-                            f"unique({label})")
+                Expectation(
+                    label,
+                    "unique",
+                    dataset.action_for(label, "unique"),
+                    dup,
+                    F.concat_ws(",", *[F.col(quote(u)).cast("string") for u in cols]),
+                    f"unique({label})",
+                )
             )
     for check in getattr(schema, "checks", None) or []:
         plan.uncompiled.append(
-            Uncompiled(None, check.name, str(check.error or check.name),
-                       dataset.check_actions.get(check.name, dataset.check_action), check)
+            Uncompiled(
+                None,
+                check.name,
+                str(check.error or check.name),
+                dataset.check_actions.get(check.name, dataset.check_action),
+                check,
+            )
         )
     for rule in dataset.rules:
         plan.expectations.append(
-            Expectation(None, rule.name, rule.action, _failed(F.expr(rule.expr)),
-                        F.lit(None).cast("string"), rule.expr)
+            Expectation(
+                None,
+                rule.name,
+                rule.action,
+                _failed(F.expr(rule.expr)),
+                F.lit(None).cast("string"),
+                rule.expr,
+            )
         )
     return plan
 
@@ -323,9 +342,7 @@ def apply_plan(df: DataFrame, plan: Plan, *, errors: bool = True) -> DataFrame:
     levels = _severity_levels(CAST_FAIL, list(plan.cast_actions.values()))
     levels += _severity_levels(FAIL, [e.action for e in plan.expectations])
     severity = F.greatest(F.lit(0), F.lit(0), *levels)
-    df = df.withColumn(
-        SEVERITY, F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity)
-    )
+    df = df.withColumn(SEVERITY, F.when(corrupt, F.lit(SEVERITY_OF[plan.parse_action])).otherwise(severity))
     return with_errors(df, plan) if errors else df
 
 
@@ -358,10 +375,7 @@ def with_errors(df: DataFrame, plan: Plan) -> DataFrame:
     listed = F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array()
     return df.withColumn(
         ERRORS,
-        F.when(corrupt, parse)
-        .when(any_bit, listed)
-        .otherwise(F.array())
-        .cast(ERROR_TYPE),
+        F.when(corrupt, parse).when(any_bit, listed).otherwise(F.array()).cast(ERROR_TYPE),
     )
 
 
@@ -404,7 +418,13 @@ def evaluate_uncompiled(df: DataFrame, plan: Plan) -> list[dict[str, Any]]:
         errors = dict(getattr(out.pandera, "errors", None) or {})
         if errors:
             failed.append(
-                {"key": u.key, "column": u.column, "check": u.check, "describe": u.describe,
-                 "declared_action": u.declared_action, "action": u.action}
+                {
+                    "key": u.key,
+                    "column": u.column,
+                    "check": u.check,
+                    "describe": u.describe,
+                    "declared_action": u.declared_action,
+                    "action": u.action,
+                }
             )
     return failed

@@ -57,7 +57,7 @@ KEEP_MAX = SEVERITY_OF["warn"]  # rows at or below this severity go to silver
 
 
 def pandera_schema_summary(dataset: Dataset, typed: DataFrame) -> dict[str, Any]:
-    """pandera at schema-only depth on the typed frame's schema (no data is read)."""
+    """Pandera at schema-only depth on the typed frame's schema (no data is read)."""
     from pandera.config import ValidationDepth, config_context
 
     schema = dataset.model().to_schema()
@@ -81,15 +81,14 @@ def apply_transform(dataset: Dataset, typed: DataFrame, transform: SilverTransfo
     lost = [c for c in typed.columns if c not in out.columns]
     if lost:
         raise CurateError(
-            dataset.name, f"transform {name} dropped columns {lost}; keep the columns it does not own",
+            dataset.name,
+            f"transform {name} dropped columns {lost}; keep the columns it does not own",
             "bad_transform",
         )
     before = {f.name: f.dataType for f in typed.schema.fields}
     changed = [f.name for f in out.schema.fields if f.name in before and before[f.name] != f.dataType]
     if changed:
-        raise CurateError(
-            dataset.name, f"transform {name} changed the type of {changed}", "bad_transform"
-        )
+        raise CurateError(dataset.name, f"transform {name} changed the type of {changed}", "bad_transform")
     return out
 
 
@@ -198,8 +197,9 @@ def prepare(
         # Rows bound for silver rank before the others, so rank 1 is the newest *kept* row.
         keep_first = F.when(F.col(SEVERITY) <= KEEP_MAX, F.lit(0)).otherwise(F.lit(1))
         df = df.withColumn(RANK, F.row_number().over(by_key.orderBy(keep_first, *order)))
-    prepared = Prepared(frame=df, plan=plan, window=window, contract=contract, extras=extras,
-                        schema_problems=problems)
+    prepared = Prepared(
+        frame=df, plan=plan, window=window, contract=contract, extras=extras, schema_problems=problems
+    )
     if plan is None:
         return prepared  # nothing to count: Delta's commit metrics give the row counts
     started = time.perf_counter()
@@ -218,7 +218,8 @@ def _silver_columns(df: DataFrame) -> DataFrame:
 
 def _materialize(df: DataFrame) -> tuple[DataFrame, bool]:
     """A lazily stored copy of ``df`` (filled by the first job that reads it), and whether it
-    is a checkpoint (True) or a cache (False)."""
+    is a checkpoint (True) or a cache (False).
+    """
     try:
         return df.localCheckpoint(eager=False), True
     except Exception as err:  # noqa: BLE001 - e.g. Spark Connect 3.5 has no localCheckpoint

@@ -86,12 +86,12 @@ def counts_by_reason(spark: SparkSession, storage: Storage, dataset: str) -> lis
         .orderBy(F.col("count").desc(), "column", "check")
         .collect()
     )
-    return [{"dataset": dataset, "column": r["column"], "check": r["check"], "rows": r["count"]} for r in rows]
+    return [
+        {"dataset": dataset, "column": r["column"], "check": r["check"], "rows": r["count"]} for r in rows
+    ]
 
 
-def show(
-    spark: SparkSession, storage: Storage, dataset: str, *, limit: int = 50
-) -> list[dict[str, Any]]:
+def show(spark: SparkSession, storage: Storage, dataset: str, *, limit: int = 50) -> list[dict[str, Any]]:
     """Quarantined rows with their reasons, oldest first (for ``headwater quarantine show``).
 
     This is the one place row contents leave the lake: on a person's explicit request.

@@ -33,8 +33,8 @@ from transforms.silver.state import writer_lease
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-    from ingestion.core.config import Settings
     from ingestion.contracts import Catalog, Dataset
+    from ingestion.core.config import Settings
     from ingestion.core.lease import Lease
     from ingestion.core.storage import Storage
 
@@ -66,15 +66,21 @@ def replay(
     dataset = catalog.get(dataset_name)
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="replay", dataset=dataset.name)
-    with writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease, \
-            recorded(spark, storage, record, enabled=record_run):
+    with (
+        writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease,
+        recorded(spark, storage, record, enabled=record_run),
+    ):
         _run(spark, storage, dataset, record, fn, lease)  # type: ignore[arg-type]
     return record
 
 
 def _run(
-    spark: SparkSession, storage: Storage, dataset: Dataset, record: RunRecord,
-    transform: SilverTransform | None, lease: Lease,
+    spark: SparkSession,
+    storage: Storage,
+    dataset: Dataset,
+    record: RunRecord,
+    transform: SilverTransform | None,
+    lease: Lease,
 ) -> None:
     q_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
     silver_uri = storage.uri(lake.silver_table(dataset.name))
@@ -88,7 +94,11 @@ def _run(
     stored = spark.read.format("delta").option("versionAsOf", qv).load(q_uri)
     rows = stored.drop(ERRORS, *[c for c in q.BOOKKEEPING if c in stored.columns])
     prepared = prepare(
-        dataset, rows, validate=True, transform=transform, dataset_rules=False,
+        dataset,
+        rows,
+        validate=True,
+        transform=transform,
+        dataset_rules=False,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
     )
     try:
@@ -107,8 +117,7 @@ def _run(
         problems = prepared.schema_problems
         if problems:
             reasons.append(
-                "silver's schema still conflicts: "
-                + "; ".join(f"{c}: {why}" for c, why in problems)
+                "silver's schema still conflicts: " + "; ".join(f"{c}: {why}" for c, why in problems)
             )
         if reasons:
             record.finish("failed", "; ".join(reasons))
@@ -116,8 +125,12 @@ def _run(
         lease.check()
         if counts["keepable"] > 0:
             version, metrics = merge(
-                spark, silver_uri, silver_rows, dataset,
-                app_id=replay_app_id(dataset.name), txn_version=qv,
+                spark,
+                silver_uri,
+                silver_rows,
+                dataset,
+                app_id=replay_app_id(dataset.name),
+                txn_version=qv,
                 stable_source=prepared.stable,
             )
             m = metrics
@@ -130,7 +143,10 @@ def _run(
         _clean_up(spark, q_uri, prepared.all_rows_with_errors(), dataset.name, qv)
         log.info(
             "replay %s: %d re-validated, %d moved to silver, %d dropped, %d still quarantined",
-            dataset.name, record.rows_read, record.rows_written, record.rows_dropped,
+            dataset.name,
+            record.rows_read,
+            record.rows_written,
+            record.rows_dropped,
             record.rows_quarantined,
         )
         record.finish("succeeded")
@@ -150,13 +166,14 @@ def _clean_up(spark: SparkSession, q_uri: str, frame, dataset: str, qv: int) -> 
     app = replay_app_id(dataset)
     tag = commit_tag(app, qv)
     builder = (
-        DeltaTable.forPath(spark, q_uri).alias("t")
+        DeltaTable.forPath(spark, q_uri)
+        .alias("t")
         .merge(source.alias("s"), f"t.{q.QUARANTINE_ID} = s.qid")
         .whenMatchedDelete(condition="s.released")
-        .whenMatchedUpdate(
-            condition=f"NOT (t.{ERRORS} <=> s.errors)", set={ERRORS: "s.errors"}
-        )
+        .whenMatchedUpdate(condition=f"NOT (t.{ERRORS} <=> s.errors)", set={ERRORS: "s.errors"})
     )
-    with _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": tag}), \
-            idempotent_session_txn(spark, app, qv):
+    with (
+        _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": tag}),
+        idempotent_session_txn(spark, app, qv),
+    ):
         builder.execute()

@@ -158,7 +158,8 @@ def tagged_commit(spark: SparkSession, uri: str, tag: str) -> tuple[int | None, 
     from delta.tables import DeltaTable
 
     row = (
-        DeltaTable.forPath(spark, uri).history()
+        DeltaTable.forPath(spark, uri)
+        .history()
         .where(F.col("userMetadata") == tag)
         .orderBy(F.col("version").desc())
         .select("version", "operationMetrics")
@@ -169,9 +170,7 @@ def tagged_commit(spark: SparkSession, uri: str, tag: str) -> tuple[int | None, 
     return int(row["version"]), dict(row["operationMetrics"] or {})
 
 
-def append(
-    spark: SparkSession, uri: str, frame: DataFrame, *, app_id: str, txn_version: int
-) -> int | None:
+def append(spark: SparkSession, uri: str, frame: DataFrame, *, app_id: str, txn_version: int) -> int | None:
     """Append once per ``(app_id, txn_version)``; returns the version carrying it.
 
     The idempotency token and tag are writer options, scoped to this write alone (they take

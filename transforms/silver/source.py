@@ -22,8 +22,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 # Operations that add rows to an append-only table.
-_DATA_OPS = {"WRITE", "STREAMING UPDATE", "CREATE TABLE AS SELECT", "REPLACE TABLE AS SELECT",
-             "CREATE OR REPLACE TABLE AS SELECT", "MERGE", "UPDATE", "COPY INTO"}
+_DATA_OPS = {
+    "WRITE",
+    "STREAMING UPDATE",
+    "CREATE TABLE AS SELECT",
+    "REPLACE TABLE AS SELECT",
+    "CREATE OR REPLACE TABLE AS SELECT",
+    "MERGE",
+    "UPDATE",
+    "COPY INTO",
+}
 
 
 def bronze_tag_prefix(dataset: str) -> str:

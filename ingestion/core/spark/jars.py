@@ -70,9 +70,18 @@ def fetch_delta_jars(cache_dir: Path, *, coordinates: list[str] | None = None) -
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "pom.xml").write_text(POM.format(deps=deps))
         proc = subprocess.run(
-            [mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={cache_dir}"],
-            cwd=work, capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={cache_dir}",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]

@@ -158,8 +158,11 @@ def get_spark(
 
                 coords = delta_coordinates()[0].replace(":", "_")
                 cache = Path.home() / ".cache" / "headwater" / "delta-jars" / coords
-                log.warning("Spark could not resolve Delta's jars (%s); fetching them with Maven into %s",
-                            type(err).__name__, cache)
+                log.warning(
+                    "Spark could not resolve Delta's jars (%s); fetching them with Maven into %s",
+                    type(err).__name__,
+                    cache,
+                )
                 fetch_delta_jars(cache)
                 builder = _with_jars(builder.config("spark.jars.packages", ""), cache)
                 with _jvm_output_to(jvm_log):

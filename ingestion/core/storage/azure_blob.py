@@ -292,7 +292,9 @@ class BlobStorage(Storage):
 
 def _object_info(path: str, props: Any) -> ObjectInfo:
     modified = props.last_modified or datetime.now(timezone.utc)
-    return ObjectInfo(path=path, size=int(props.size or 0), etag=normalize_etag(props.etag), modified=modified)
+    return ObjectInfo(
+        path=path, size=int(props.size or 0), etag=normalize_etag(props.etag), modified=modified
+    )
 
 
 def _dfs_suffix(endpoint: str) -> str:

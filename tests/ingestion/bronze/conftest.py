@@ -1,6 +1,5 @@
 """Helpers for the ingest tests: a small CSV contract per schema policy, and bronze readers."""
 
-
 from collections.abc import Callable
 
 import pytest
@@ -56,10 +55,6 @@ def bronze(spark, lake):
     """``bronze("orders")``: the bronze table as a DataFrame (lineage timestamps dropped)."""
 
     def _read(dataset: str):
-        return (
-            spark.read.format("delta")
-            .load(lake.uri(f"bronze/{dataset}"))
-            .drop("_ingested_at")
-        )
+        return spark.read.format("delta").load(lake.uri(f"bronze/{dataset}")).drop("_ingested_at")
 
     return _read

@@ -12,9 +12,9 @@ from chispa import assert_df_equality
 from ingestion.bronze.job import IngestJob, ingest
 from ingestion.bronze.manifest import Manifests
 from ingestion.core.errors import LeaseHeldError
-from ingestion.events import Ledger
 from ingestion.core.lease import Lease
 from ingestion.core.spark.delta import table_version
+from ingestion.events import Ledger
 
 pytestmark = pytest.mark.spark
 
@@ -46,10 +46,38 @@ def test_csv_lands_with_exact_rows_and_lineage(spark, lake, catalog, land, bronz
     assert (result.batch, result.rows, result.files_ingested, result.bronze_version) == (1, 2, 1, 0)
     expected = spark.createDataFrame(
         [
-            ("O-0001", "C-001", "new", "10.50", "1", "2026-01-01", "", "2026-01-01T10:00:00",
-             None, None, "orders/2026/a.csv", sha(ORDERS_A), 1, 1),
-            ("O-0002", "C-002", "paid", "7.25", "3", "2026-01-02", "2026-01-04", "2026-01-02T09:30:00",
-             None, None, "orders/2026/a.csv", sha(ORDERS_A), 2, 1),
+            (
+                "O-0001",
+                "C-001",
+                "new",
+                "10.50",
+                "1",
+                "2026-01-01",
+                "",
+                "2026-01-01T10:00:00",
+                None,
+                None,
+                "orders/2026/a.csv",
+                sha(ORDERS_A),
+                1,
+                1,
+            ),
+            (
+                "O-0002",
+                "C-002",
+                "paid",
+                "7.25",
+                "3",
+                "2026-01-02",
+                "2026-01-04",
+                "2026-01-02T09:30:00",
+                None,
+                None,
+                "orders/2026/a.csv",
+                sha(ORDERS_A),
+                2,
+                1,
+            ),
         ],
         BRONZE_ORDERS,
     )
@@ -72,8 +100,14 @@ def test_jsonl_keeps_raw_values_rescues_unknown_and_keeps_malformed_lines(spark,
     result = run(spark, lake, catalog, "customers")
     assert (result.rows, result.files_rejected) == (3, 0)
     got = bronze("customers").select(
-        "customer_id", "name", "country", "signup_date", "lifetime_value", "_rescued_data",
-        "_corrupt_record", "_source_row",
+        "customer_id",
+        "name",
+        "country",
+        "signup_date",
+        "lifetime_value",
+        "_rescued_data",
+        "_corrupt_record",
+        "_source_row",
     )
     expected = spark.createDataFrame(
         [
@@ -114,7 +148,9 @@ def test_identical_reupload_adds_no_rows_changed_file_adds_rows(spark, lake, cat
     land("orders/a.csv", changed)
     res = run(spark, lake, catalog, "orders")
     assert res.rows == 3
-    counts = {r["_source_path"]: r["count"] for r in bronze("orders").groupBy("_source_path").count().collect()}
+    counts = {
+        r["_source_path"]: r["count"] for r in bronze("orders").groupBy("_source_path").count().collect()
+    }
     assert counts == {"orders/a.csv": 5, "orders/copy.csv": 2}
     assert [m.batch for m in Manifests(lake, "orders").all()] == [1, 2, 3, 4]
 
@@ -218,14 +254,26 @@ def test_garbage_file_is_quarantined_while_the_rest_of_the_batch_lands(spark, la
 
 
 def test_malformed_csv_lines_are_kept_with_the_raw_line(spark, lake, catalog, land, bronze):
-    land("orders/m.csv", ORDERS_A + b'O-0003,C-003,"unterminated\n' + b"O-0004,C-004,new,1,1,2026-01-01,,2026-01-01T00:00:00,extra\n")
+    land(
+        "orders/m.csv",
+        ORDERS_A
+        + b'O-0003,C-003,"unterminated\n'
+        + b"O-0004,C-004,new,1,1,2026-01-01,,2026-01-01T00:00:00,extra\n",
+    )
     run(spark, lake, catalog, "orders")
-    bad = bronze("orders").where("_corrupt_record is not null").select("_source_row", "_corrupt_record").orderBy("_source_row")
+    bad = (
+        bronze("orders")
+        .where("_corrupt_record is not null")
+        .select("_source_row", "_corrupt_record")
+        .orderBy("_source_row")
+    )
     assert [(r[0], r[1]) for r in bad.collect()] == [
         (3, 'O-0003,C-003,"unterminated'),
         (4, "O-0004,C-004,new,1,1,2026-01-01,,2026-01-01T00:00:00,extra"),
     ]
-    reasons = {r[0] for r in bronze("orders").where("_parse_error is not null").select("_parse_error").collect()}
+    reasons = {
+        r[0] for r in bronze("orders").where("_parse_error is not null").select("_parse_error").collect()
+    }
     assert reasons == {"malformed CSV record: field count differs from the header (8)"}
     assert bronze("orders").count() == 4  # good rows and malformed rows: nothing dropped
 
@@ -247,8 +295,12 @@ def test_unknown_column_under_freeze_evolve_rescue(spark, lake, policy_catalog, 
     # evolve: the column is added (null where a file lacks it).
     assert_df_equality(
         bronze("ev_evolve").select("id", "value", "colour"),
-        spark.createDataFrame([("a", "1", "red"), ("b", "2", "blue"), ("c", "3", None)], "id string, value string, colour string"),
-        ignore_row_order=True, ignore_nullable=True,
+        spark.createDataFrame(
+            [("a", "1", "red"), ("b", "2", "blue"), ("c", "3", None)],
+            "id string, value string, colour string",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
     # rescue: unknown fields kept as JSON in _rescued_data.
     assert_df_equality(
@@ -257,7 +309,8 @@ def test_unknown_column_under_freeze_evolve_rescue(spark, lake, policy_catalog, 
             [("a", "1", '{"colour":"red"}'), ("b", "2", '{"colour":"blue"}'), ("c", "3", None)],
             "id string, value string, _rescued_data string",
         ),
-        ignore_row_order=True, ignore_nullable=True,
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
 
 
@@ -265,14 +318,25 @@ def test_gzip_json_array_and_parquet_sources(spark, lake, land_in, bronze, tmp_p
     import gzip
 
     from ingestion.contracts import Catalog, Dataset, JsonArray, Parquet
-
     from tests.ingestion.bronze.conftest import _columns
 
-    cat = Catalog([
-        Dataset(name="arr", landing="arr/*.json", format=JsonArray(), columns=_columns, primary_key=("id",)),
-        Dataset(name="pq", landing="pq/*.parquet", format=Parquet(), columns=_columns, primary_key=("id",)),
-        Dataset(name="gz", landing="gz/*.csv.gz", format=__import__("ingestion.contracts", fromlist=["Csv"]).Csv(), columns=_columns, primary_key=("id",)),
-    ])
+    cat = Catalog(
+        [
+            Dataset(
+                name="arr", landing="arr/*.json", format=JsonArray(), columns=_columns, primary_key=("id",)
+            ),
+            Dataset(
+                name="pq", landing="pq/*.parquet", format=Parquet(), columns=_columns, primary_key=("id",)
+            ),
+            Dataset(
+                name="gz",
+                landing="gz/*.csv.gz",
+                format=__import__("ingestion.contracts", fromlist=["Csv"]).Csv(),
+                columns=_columns,
+                primary_key=("id",),
+            ),
+        ]
+    )
     land_in(cat, "arr/a.json", b'[{"id":"a","value":1.50}, 7, {"id":"b"}]')
     land_in(cat, "arr/not.json", b'{"id":"x"}')
     spark.createDataFrame([("p", 5)], "id string, value int").coalesce(1).write.parquet(str(tmp_path / "pq"))
@@ -283,11 +347,17 @@ def test_gzip_json_array_and_parquet_sources(spark, lake, land_in, bronze, tmp_p
         ingest(spark, lake, cat, name)
     assert_df_equality(
         bronze("arr").select("id", "value", "_corrupt_record", "_source_row"),
-        spark.createDataFrame([("a", "1.50", None, 1), (None, None, "7", 2), ("b", None, None, 3)],
-                              "id string, value string, _corrupt_record string, _source_row long"),
-        ignore_row_order=True, ignore_nullable=True,
+        spark.createDataFrame(
+            [("a", "1.50", None, 1), (None, None, "7", 2), ("b", None, None, 3)],
+            "id string, value string, _corrupt_record string, _source_row long",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
-    assert json.loads(lake.read_bytes("quarantine/arr/files/00000001/arr/not.json.reason.json"))["code"] == "wrong_format"
+    assert (
+        json.loads(lake.read_bytes("quarantine/arr/files/00000001/arr/not.json.reason.json"))["code"]
+        == "wrong_format"
+    )
     assert [tuple(r) for r in bronze("pq").select("id", "value", "_source_row").collect()] == [("p", "5", 1)]
     assert [tuple(r) for r in bronze("gz").select("id", "value").collect()] == [("g", "9")]
 
@@ -302,7 +372,9 @@ def test_rows_keep_their_position_across_file_splits(spark, lake, catalog, land,
         run(spark, lake, catalog, "orders")
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", old)
-    got = bronze("orders").selectExpr("int(substr(order_id, 3)) as n", "_source_row").where("n != _source_row")
+    got = (
+        bronze("orders").selectExpr("int(substr(order_id, 3)) as n", "_source_row").where("n != _source_row")
+    )
     assert got.count() == 0
     assert bronze("orders").count() == 3000
 

@@ -57,24 +57,43 @@ def test_duplicate_dataset_names_are_refused():
 
 
 def test_ambiguous_route():
-    cat = Catalog([
-        Dataset(name="a", landing="x/*.csv", columns=good_columns, primary_key=("id",)),
-        Dataset(name="b", landing="x/**/*.csv", columns=good_columns, primary_key=("id",)),
-    ])
+    cat = Catalog(
+        [
+            Dataset(name="a", landing="x/*.csv", columns=good_columns, primary_key=("id",)),
+            Dataset(name="b", landing="x/**/*.csv", columns=good_columns, primary_key=("id",)),
+        ]
+    )
     with pytest.raises(RejectedPathError) as err:
         cat.route("x/f.csv")
     assert err.value.code == "ambiguous"
 
 
 def test_validate_explains_every_problem():
-    cat = Catalog([
-        Dataset(name="Bad-Name", landing="/abs/*.csv", format=Csv(delimiter=";;", encoding="klingon"),
-                columns=good_columns, primary_key=("nope",), order_by="flag", partition_by=("day",),
-                check_actions={"ghost.isin": "drop", "id": "explode"}),  # type: ignore[dict-item]
-        Dataset(name="odd", landing="odd/**/*.jsonl", format=JsonLines(), columns=odd_columns, primary_key=()),
-        Dataset(name="broken", landing="broken/*.csv", columns=broken_columns, primary_key=("id",)),
-        Dataset(name="overlap", landing="odd/2026/*.jsonl", format=JsonLines(), columns=good_columns, primary_key=("id",)),
-    ])
+    cat = Catalog(
+        [
+            Dataset(
+                name="Bad-Name",
+                landing="/abs/*.csv",
+                format=Csv(delimiter=";;", encoding="klingon"),
+                columns=good_columns,
+                primary_key=("nope",),
+                order_by="flag",
+                partition_by=("day",),
+                check_actions={"ghost.isin": "drop", "id": "explode"},
+            ),  # type: ignore[dict-item]
+            Dataset(
+                name="odd", landing="odd/**/*.jsonl", format=JsonLines(), columns=odd_columns, primary_key=()
+            ),
+            Dataset(name="broken", landing="broken/*.csv", columns=broken_columns, primary_key=("id",)),
+            Dataset(
+                name="overlap",
+                landing="odd/2026/*.jsonl",
+                format=JsonLines(),
+                columns=good_columns,
+                primary_key=("id",),
+            ),
+        ]
+    )
     found = {(p.dataset, p.code) for p in validate_catalog(cat)}
     assert found == {
         ("Bad-Name", "name"),

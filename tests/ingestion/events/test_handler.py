@@ -10,7 +10,10 @@ def test_redelivery_is_a_no_op_and_a_new_etag_is_a_new_entry(lake):
     newer = handler.file_landed("orders/a.csv", etag='"2"', size=12)
     assert newer.outcome == "queued"
     queued = Ledger(lake).queued("orders")
-    assert [(q.path, q.size, q.received_at) for q in queued] == [("orders/a.csv", 10, 100.0), ("orders/a.csv", 12, 100.0)]
+    assert [(q.path, q.size, q.received_at) for q in queued] == [
+        ("orders/a.csv", 10, 100.0),
+        ("orders/a.csv", 12, 100.0),
+    ]
 
 
 def test_unknown_and_hostile_paths_are_rejected_and_recorded(lake):
@@ -20,7 +23,10 @@ def test_unknown_and_hostile_paths_are_rejected_and_recorded(lake):
     assert (unknown.outcome, unknown.reason_code) == ("rejected", "no_dataset")
     assert (hostile.outcome, hostile.reason_code) == ("rejected", "traversal")
     entries = {e.path: (e.status, e.reason_code) for e in Ledger(lake).entries("_unrouted")}
-    assert entries == {"invoices/a.csv": ("rejected", "no_dataset"), "orders/../../secrets.csv": ("rejected", "traversal")}
+    assert entries == {
+        "invoices/a.csv": ("rejected", "no_dataset"),
+        "orders/../../secrets.csv": ("rejected", "traversal"),
+    }
     assert Ledger(lake).queued("orders") == []
 
 
@@ -42,7 +48,13 @@ def test_backfill_queues_unseen_files_once_and_respects_min_age(lake):
     cat = Catalog.discover()
     assert backfill(lake, cat, min_age=3600) == []
     first = {(r.path, r.outcome) for r in backfill(lake, cat)}
-    assert first == {("orders/a.csv", "queued"), ("customers/b.jsonl", "queued"), ("misc/readme.txt", "rejected")}
+    assert first == {
+        ("orders/a.csv", "queued"),
+        ("customers/b.jsonl", "queued"),
+        ("misc/readme.txt", "rejected"),
+    }
     assert backfill(lake, cat) == []
     lake.write_bytes("landing/orders/c.csv", b"y")
-    assert [(r.path, r.outcome) for r in backfill(lake, cat, dataset="orders")] == [("orders/c.csv", "queued")]
+    assert [(r.path, r.outcome) for r in backfill(lake, cat, dataset="orders")] == [
+        ("orders/c.csv", "queued")
+    ]

@@ -23,8 +23,18 @@ def test_run_contract_lands_curates_and_quarantines_with_reasons(spark, run_cont
     )
     assert (out.ingest.rows, out.curate.status) == (3, "succeeded")
     expected = spark.createDataFrame(
-        [("O-0001", "C-001", "shipped", Decimal("10.50"), 2, dt.date(2026, 1, 1), dt.date(2026, 1, 3),
-          dt.datetime(2026, 1, 3, 9, 0, 0))],
+        [
+            (
+                "O-0001",
+                "C-001",
+                "shipped",
+                Decimal("10.50"),
+                2,
+                dt.date(2026, 1, 1),
+                dt.date(2026, 1, 3),
+                dt.datetime(2026, 1, 3, 9, 0, 0),
+            )
+        ],
         "order_id string, customer_id string, status string, amount decimal(12,2), quantity int, "
         "order_date date, ship_date date, updated_at timestamp",
     )

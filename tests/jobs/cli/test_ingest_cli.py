@@ -48,10 +48,14 @@ def test_ingest_no_run_queues_and_routes_by_dataset(cli_lake, tmp_path):
     result = runner.invoke(app, ["ingest", str(src), "--dest", "orders/2026/", "--no-run", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert [(e["path"], e["outcome"], e["dataset"]) for e in out["events"]] == [("orders/2026/export.csv", "queued", "orders")]
+    assert [(e["path"], e["outcome"], e["dataset"]) for e in out["events"]] == [
+        ("orders/2026/export.csv", "queued", "orders")
+    ]
     assert (cli_lake / "landing/orders/2026/export.csv").read_bytes() == src.read_bytes()
     # The same file again is the same event: the ledger makes it a no-op.
-    again = json.loads(runner.invoke(app, ["ingest", str(src), "--dest", "orders/2026/", "--no-run", "--json"]).stdout)
+    again = json.loads(
+        runner.invoke(app, ["ingest", str(src), "--dest", "orders/2026/", "--no-run", "--json"]).stdout
+    )
     assert again["events"][0]["outcome"] == "duplicate"
 
 
@@ -86,7 +90,9 @@ def test_ingest_then_status_and_readmit(cli_lake, tmp_path, spark):
     assert status["ledger"]["orders"] == {"ingested": 1, "rejected": 1}
     assert status["tables"]["orders"]["bronze"] == {"version": 0, "rows": 1}
     assert status["batches"]["orders"][0]["rejected"] == 1
-    readmit = json.loads(runner.invoke(app, ["readmit", "--dataset", "orders", "--code", "empty", "--json"]).stdout)
+    readmit = json.loads(
+        runner.invoke(app, ["readmit", "--dataset", "orders", "--code", "empty", "--json"]).stdout
+    )
     assert readmit["readmitted"] == ["orders/empty.csv"]
 
 

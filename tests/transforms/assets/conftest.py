@@ -17,6 +17,8 @@ def module_lake(tmp_path_factory: pytest.TempPathFactory):
     from ingestion.core.storage import LocalStorage
 
     root = tmp_path_factory.mktemp("lake")
-    settings = Settings(lake=LakeSettings(kind="local", root=root),
-                        spark=SparkSettings(master="local[2]", shuffle_partitions=2))
+    settings = Settings(
+        lake=LakeSettings(kind="local", root=root),
+        spark=SparkSettings(master="local[2]", shuffle_partitions=2),
+    )
     return settings, LocalStorage(root)

@@ -87,8 +87,10 @@ def test_categories_new_vanished_and_null_rates(spark):
 def test_profile_holds_quantiles_counts_nulls_and_skips_keys(spark):
     import datetime as dt
 
-    rows = [(f"K{i}", float(i), dt.date(2026, 1, 1) + dt.timedelta(days=i % 10), "a" if i % 4 else None)
-            for i in range(100)]
+    rows = [
+        (f"K{i}", float(i), dt.date(2026, 1, 1) + dt.timedelta(days=i % 10), "a" if i % 4 else None)
+        for i in range(100)
+    ]
     df = spark.createDataFrame(rows, "k string, x double, d date, c string")
     p = profile_frame(df, skip=("k",))
 

@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import gold_fixtures as gf
 import pytest
 
-import gold_fixtures as gf
 from ingestion.contracts import Catalog
 from ingestion.core.lake import gold_table
 from ingestion.core.runs import RunLedger, RunRecord
@@ -43,8 +43,17 @@ def scenario(spark, module_lake):
     ledger = RunLedger(spark, lake)
     # quality figures come from the latest curate runs of the inputs
     for ds, n in (("orders", 240), ("customers", N_CUSTOMERS)):
-        ledger.append(RunRecord(job="curate", dataset=ds, rows_read=n + 2, rows_written=n, rows_quarantined=2,
-                                rules={f"{ds}.not_nullable": 2}, output_version=0).finish("succeeded"))
+        ledger.append(
+            RunRecord(
+                job="curate",
+                dataset=ds,
+                rows_read=n + 2,
+                rows_written=n,
+                rows_quarantined=2,
+                rules={f"{ds}.not_nullable": 2},
+                output_version=0,
+            ).finish("succeeded")
+        )
     gf.write_silver(spark, lake, "customers", gf.customers(N_CUSTOMERS), bronze_end=0)
     gf.write_silver(spark, lake, "orders", _orders(), bronze_end=0)
     out = {"settings": settings, "lake": lake, "catalog": catalog}
@@ -109,7 +118,9 @@ def test_pinned_version_reads_its_old_rows_after_gold_moved_on(scenario, spark):
     old = {r.customer_id: r.total_amount for r in scenario["v1_rows"]}
     assert dict(zip(v1.customer_id, v1.total_amount)) == pytest.approx(old)
     now = spark.read.format("delta").load(lake.uri(gold_table("customer_features"))).collect()
-    assert dict(zip(v2.customer_id, v2.total_amount)) == pytest.approx({r.customer_id: r.total_amount for r in now})
+    assert dict(zip(v2.customer_id, v2.total_amount)) == pytest.approx(
+        {r.customer_id: r.total_amount for r in now}
+    )
     assert any(abs(old[c] - t) > 0.01 for c, t in zip(v2.customer_id, v2.total_amount))
 
 
@@ -117,10 +128,14 @@ def test_tags_describe_the_version(scenario, spark):
     reg2 = scenario["reg2"]
     tags = reg2.asset.tags
     lake = scenario["lake"]
-    df = spark.read.format("delta").option("versionAsOf", reg2.asset.delta_version).load(
-        lake.uri(gold_table("customer_features")))
-    canonical = json.dumps([[f.name, f.dataType.simpleString(), f.nullable] for f in df.schema.fields],
-                           separators=(",", ":"))
+    df = (
+        spark.read.format("delta")
+        .option("versionAsOf", reg2.asset.delta_version)
+        .load(lake.uri(gold_table("customer_features")))
+    )
+    canonical = json.dumps(
+        [[f.name, f.dataType.simpleString(), f.nullable] for f in df.schema.fields], separators=(",", ":")
+    )
 
     assert tags["delta_version"] == str(reg2.asset.delta_version)
     assert tags["table_uri"] == lake.uri(gold_table("customer_features"))
@@ -131,7 +146,9 @@ def test_tags_describe_the_version(scenario, spark):
     assert quality["orders"]["quarantined"] == 2 and quality["orders"]["rules"] == {"orders.not_nullable": 2}
     lineage = json.loads(Path(tags["lineage"].removeprefix("file://")).read_text())
     assert lineage["gold"]["delta_version"] == reg2.asset.delta_version
-    assert lineage["silver"]["orders"]["version"] == 1 and lineage["silver"]["orders"]["bronze_end_version"] == 1
+    assert (
+        lineage["silver"]["orders"]["version"] == 1 and lineage["silver"]["orders"]["bronze_end_version"] == 1
+    )
     assert tags["silver_versions"] == "customers@0,orders@1"
     assert tags["run_id"] == reg2.run.run_id and tags["run_id"].startswith("register-")
     assert tags["environment"] == "dev"
@@ -163,8 +180,10 @@ def test_properties_only_change_registers_nothing(spark, lake, catalog, lake_set
     gf.write_silver(spark, lake, "orders", gf.orders(4, 10, seed=3), bronze_end=0)
     publish(spark, lake, catalog, "orders", settings=lake_settings)
     first = register(spark, lake, catalog, "orders", settings=lake_settings)
-    spark.sql(f"ALTER TABLE delta.`{lake.uri(gold_table('customer_features'))}` "
-              "SET TBLPROPERTIES ('headwater.owner' = 'ml-team')")
+    spark.sql(
+        f"ALTER TABLE delta.`{lake.uri(gold_table('customer_features'))}` "
+        "SET TBLPROPERTIES ('headwater.owner' = 'ml-team')"
+    )
     again = register(spark, lake, catalog, "orders", settings=lake_settings)
 
     assert first.asset.version == 1
@@ -180,8 +199,10 @@ def test_load_check_refuses_a_column_mapped_table(spark, lake, catalog, lake_set
     gf.write_silver(spark, lake, "orders", gf.orders(4, 10, seed=3), bronze_end=0)
     publish(spark, lake, catalog, "orders", settings=lake_settings)
     uri = lake.uri(gold_table("customer_features"))
-    spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('delta.minReaderVersion' = '2', "
-              "'delta.minWriterVersion' = '5', 'delta.columnMapping.mode' = 'name')")
+    spark.sql(
+        f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('delta.minReaderVersion' = '2', "
+        "'delta.minWriterVersion' = '5', 'delta.columnMapping.mode' = 'name')"
+    )
     spark.sql(f"ALTER TABLE delta.`{uri}` RENAME COLUMN segment TO customer_segment")
 
     with pytest.raises(LoadCheckError) as err:
@@ -193,8 +214,9 @@ def test_load_check_refuses_a_column_mapped_table(spark, lake, catalog, lake_set
     assert last["status"] == "failed" and "LoadCheckError" in last["error"]
 
 
-def test_load_check_catches_an_mltable_that_does_not_load_or_pins_the_wrong_version(spark, lake, catalog,
-                                                                                   lake_settings):
+def test_load_check_catches_an_mltable_that_does_not_load_or_pins_the_wrong_version(
+    spark, lake, catalog, lake_settings
+):
     from transforms.assets.mltable_io import check_mltable_yaml, load_check, write_mltable
     from transforms.gold import publish
 
@@ -212,7 +234,8 @@ def test_load_check_catches_an_mltable_that_does_not_load_or_pins_the_wrong_vers
     check = load_check(spark, lake, stale, uri, v)
     assert not check.ok and check.problems == [f"4 rows through mltable, 5 in Delta version {v}"]
     assert check_mltable_yaml(stale_text, delta_version=v) == [
-        f"read_delta_lake.version_as_of is {old}, not the pinned version {v}"]
+        f"read_delta_lake.version_as_of is {old}, not the pinned version {v}"
+    ]
     # the empty version 0 (table created, nothing written) cannot be read by mltable at all
     empty, _ = write_mltable(lake, gold_table("customer_features"), 0)
     check = load_check(spark, lake, empty, uri, 0)

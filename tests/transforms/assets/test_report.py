@@ -13,13 +13,33 @@ DRIFT = {
     "prev_rows": 100,
     "row_change": 0.2,
     "columns": {
-        "amount": {"kind": "numeric", "type": "double", "verdict": "drift", "psi": 0.9, "ks": 0.4,
-                   "edges": [10.0, 20.0], "prev_bins": [0.3, 0.4, 0.3], "cur_bins": [0.1, 0.2, 0.7],
-                   "prev_mean": 15.0, "cur_mean": 25.0, "null_rate": 0.0, "prev_null_rate": 0.0},
-        "country": {"kind": "categorical", "type": "string", "verdict": "ok", "psi": 0.01,
-                    "categories": ["DE", "<FR>", "__other__"], "prev_bins": [0.5, 0.5, 0.0],
-                    "cur_bins": [0.52, 0.48, 0.0], "new_categories": [], "vanished_categories": ["<FR>"],
-                    "null_rate": 0.0, "prev_null_rate": 0.0},
+        "amount": {
+            "kind": "numeric",
+            "type": "double",
+            "verdict": "drift",
+            "psi": 0.9,
+            "ks": 0.4,
+            "edges": [10.0, 20.0],
+            "prev_bins": [0.3, 0.4, 0.3],
+            "cur_bins": [0.1, 0.2, 0.7],
+            "prev_mean": 15.0,
+            "cur_mean": 25.0,
+            "null_rate": 0.0,
+            "prev_null_rate": 0.0,
+        },
+        "country": {
+            "kind": "categorical",
+            "type": "string",
+            "verdict": "ok",
+            "psi": 0.01,
+            "categories": ["DE", "<FR>", "__other__"],
+            "prev_bins": [0.5, 0.5, 0.0],
+            "cur_bins": [0.52, 0.48, 0.0],
+            "new_categories": [],
+            "vanished_categories": ["<FR>"],
+            "null_rate": 0.0,
+            "prev_null_rate": 0.0,
+        },
         "id": {"kind": "skipped", "type": "string", "verdict": "skipped", "note": "key"},
     },
 }
@@ -38,16 +58,26 @@ def test_report_is_self_contained_and_leads_with_the_verdict():
 
 
 def test_stable_version_still_shows_the_largest_changes():
-    stable = dict(DRIFT, verdict="stable",
-                  columns={k: dict(v, verdict="ok") if v["verdict"] == "drift" else v
-                           for k, v in DRIFT["columns"].items()})
+    stable = dict(
+        DRIFT,
+        verdict="stable",
+        columns={
+            k: dict(v, verdict="ok") if v["verdict"] == "drift" else v for k, v in DRIFT["columns"].items()
+        },
+    )
     html = render_report(asset="f:2", previous="f:1", drift=stable, tags={})
     assert "Largest changes (none beyond thresholds)" in html and "<svg" in html
 
 
 def test_baseline_report_has_no_comparison():
-    base = {"verdict": "baseline", "thresholds": {"warn": 0.1, "drift": 0.25}, "rows": 10, "prev_rows": None,
-            "row_change": None, "columns": {}}
+    base = {
+        "verdict": "baseline",
+        "thresholds": {"warn": 0.1, "drift": 0.25},
+        "rows": 10,
+        "prev_rows": None,
+        "row_change": None,
+        "columns": {},
+    }
     html = render_report(asset="f:1", previous=None, drift=base, tags={})
     assert "first version" in html and "<svg" not in html
 

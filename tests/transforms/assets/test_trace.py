@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 
+import gold_fixtures as gf
 import pytest
 
-import gold_fixtures as gf
-from ingestion.events.ledger import Ledger
 from ingestion.core.lake import batches_dir, bronze_table
 from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.events.ledger import Ledger
 
 pytestmark = pytest.mark.spark
 pytest.importorskip("mltable")
@@ -28,7 +28,8 @@ def _ingest(spark, lake, dataset: str, batch: int, paths: list[str]) -> int:
     spark.conf.set(gf.USER_METADATA, f"headwater-bronze-{dataset}:{batch}")
     try:
         spark.createDataFrame([(p,) for p in paths], "_source_path string").write.format("delta").mode(
-            "append").save(uri)
+            "append"
+        ).save(uri)
     finally:
         spark.conf.unset(gf.USER_METADATA)
     version = table_version(spark, uri)
@@ -37,19 +38,40 @@ def _ingest(spark, lake, dataset: str, batch: int, paths: list[str]) -> int:
     for entry in ledger.entries(dataset):
         if entry.path in paths:
             ledger.update(entry, status="ingested", batch=batch, sha256="ab" * 32)
-            files.append({"key": entry.key, "path": entry.path, "etag": entry.etag, "size": entry.size,
-                          "sha256": "ab" * 32, "disposition": "ingest", "reason": None, "rows": 3})
-    manifest = {"dataset": dataset, "batch": batch, "status": "committed", "run_id": f"ingest-{dataset}-{batch}",
-                "created_at": time.time(), "committed_at": time.time(), "bronze_version": version,
-                "rows": 3 * len(files), "files": files}
+            files.append(
+                {
+                    "key": entry.key,
+                    "path": entry.path,
+                    "etag": entry.etag,
+                    "size": entry.size,
+                    "sha256": "ab" * 32,
+                    "disposition": "ingest",
+                    "reason": None,
+                    "rows": 3,
+                }
+            )
+    manifest = {
+        "dataset": dataset,
+        "batch": batch,
+        "status": "committed",
+        "run_id": f"ingest-{dataset}-{batch}",
+        "created_at": time.time(),
+        "committed_at": time.time(),
+        "bronze_version": version,
+        "rows": 3 * len(files),
+        "files": files,
+    }
     lake.write_bytes(f"{batches_dir(dataset)}/{batch:08d}.json", json.dumps(manifest).encode())
     return version
 
 
 def _curated(spark, lake, dataset: str, rows: list[tuple], bronze_end: int) -> int:
     version = gf.write_silver(spark, lake, dataset, rows, bronze_end=bronze_end)
-    RunLedger(spark, lake).append(RunRecord(job="curate", dataset=dataset, run_id=f"curate-{dataset}-{version}",
-                                            output_version=version).finish("succeeded"))
+    RunLedger(spark, lake).append(
+        RunRecord(
+            job="curate", dataset=dataset, run_id=f"curate-{dataset}-{version}", output_version=version
+        ).finish("succeeded")
+    )
     return version
 
 
@@ -92,8 +114,13 @@ def test_trace_a_landed_file_forward_to_every_asset_version_holding_it(spark, pi
     first = trace_file(spark, lake, catalog, "landing/orders/2026/a.csv", registry=registry)
     (chain,) = first["landings"]
     assert chain["ledger"]["status"] == "ingested" and chain["ledger"]["batch"] == 1
-    assert chain["batch"] == {"batch": 1, "status": "committed", "run_id": "ingest-orders-1",
-                              "disposition": "ingest", "rows": 3}
+    assert chain["batch"] == {
+        "batch": 1,
+        "status": "committed",
+        "run_id": "ingest-orders-1",
+        "disposition": "ingest",
+        "rows": 3,
+    }
     assert chain["bronze"]["version"] == 0
     assert chain["silver"]["version"] == 0 and chain["silver"]["later_versions"] == [1]
     assert chain["silver"]["run_id"] == "curate-orders-0"
@@ -122,8 +149,14 @@ def test_trace_an_asset_version_back_to_its_source_files(spark, pipeline):
 
     v2 = trace_asset(spark, lake, catalog, "customer_features:2", registry=registry)
     orders = next(i for i in v2["inputs"] if i["dataset"] == "orders")
-    assert [(b["batch"], b["run_id"]) for b in orders["batches"]] == [(1, "ingest-orders-1"), (2, "ingest-orders-2")]
-    assert [f["path"] for b in orders["batches"] for f in b["files"]] == ["orders/2026/a.csv", "orders/2026/b.csv"]
+    assert [(b["batch"], b["run_id"]) for b in orders["batches"]] == [
+        (1, "ingest-orders-1"),
+        (2, "ingest-orders-2"),
+    ]
+    assert [f["path"] for b in orders["batches"] for f in b["files"]] == [
+        "orders/2026/a.csv",
+        "orders/2026/b.csv",
+    ]
 
 
 def test_trace_explains_unknown_inputs(spark, pipeline):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gold_fixtures as gf
 import pytest
 
-import gold_fixtures as gf
 from ingestion.core.lake import gold_table
 
 pytestmark = pytest.mark.spark
@@ -70,7 +70,9 @@ def test_vacuum_after_archiving_removes_files_but_keeps_mltables(spark, two_vers
     registry, v1, lake, catalog = two_versions
     registry.set_archived(v1.name, v1.version)
     dry = vacuum(spark, lake, catalog, "orders", registry=registry, retain_hours=0, dry_run=True)
-    assert dry.deleted and _files(lake) >= {Path(p).name for p in dry.deleted} | set()  # dry run deletes nothing
+    assert (
+        dry.deleted and _files(lake) >= {Path(p).name for p in dry.deleted} | set()
+    )  # dry run deletes nothing
     before = _files(lake)
     res = vacuum(spark, lake, catalog, "orders", registry=registry, retain_hours=0)
 

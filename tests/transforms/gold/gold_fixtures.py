@@ -51,18 +51,35 @@ def write_silver(spark: Any, storage: Any, dataset: str, rows: list[tuple], *, b
 
 
 def customer(i: int, country: str = "DE", segment: str | None = "consumer") -> tuple:
-    return (f"C-{i:03d}", f"Customer {i}", f"c{i}@example.com", country, segment,
-            dt.date(2025, 1, 1) + dt.timedelta(days=i), float(i))
+    return (
+        f"C-{i:03d}",
+        f"Customer {i}",
+        f"c{i}@example.com",
+        country,
+        segment,
+        dt.date(2025, 1, 1) + dt.timedelta(days=i),
+        float(i),
+    )
 
 
 def order(i: int, cust: int, amount: str, day: int, status: str = "paid") -> tuple:
     d = dt.date(2026, 1, 1) + dt.timedelta(days=day)
-    return (f"O-{i:04d}", f"C-{cust:03d}", status, Decimal(amount), 1, d, None,
-            dt.datetime(2026, 1, 1, 12) + dt.timedelta(days=day))
+    return (
+        f"O-{i:04d}",
+        f"C-{cust:03d}",
+        status,
+        Decimal(amount),
+        1,
+        d,
+        None,
+        dt.datetime(2026, 1, 1, 12) + dt.timedelta(days=day),
+    )
 
 
 def customers(n: int) -> list[tuple]:
-    return [customer(i, COUNTRIES[i % len(COUNTRIES)], ["consumer", "business"][i % 2]) for i in range(1, n + 1)]
+    return [
+        customer(i, COUNTRIES[i % len(COUNTRIES)], ["consumer", "business"][i % 2]) for i in range(1, n + 1)
+    ]
 
 
 def orders(n_customers: int, n_orders: int, *, seed: int, scale: float = 1.0, start: int = 1) -> list[tuple]:
@@ -71,6 +88,13 @@ def orders(n_customers: int, n_orders: int, *, seed: int, scale: float = 1.0, st
     out = []
     for i in range(start, start + n_orders):
         amount = min(rnd.lognormvariate(4.0, 0.5) * scale, 99999)
-        out.append(order(i, rnd.randint(1, n_customers), f"{amount:.2f}", rnd.randint(0, 59),
-                         "cancelled" if rnd.random() < 0.1 else "paid"))
+        out.append(
+            order(
+                i,
+                rnd.randint(1, n_customers),
+                f"{amount:.2f}",
+                rnd.randint(0, 59),
+                "cancelled" if rnd.random() < 0.1 else "paid",
+            )
+        )
     return out

@@ -7,15 +7,16 @@ guard) also runs on the platform floor, where mltable is not installed.
 
 from __future__ import annotations
 
-import pytest
-
 import gold_fixtures as gf
+import pytest
 
 pytestmark = pytest.mark.spark
 
 
 @pytest.mark.floor
-def test_two_batches_end_with_two_versions_and_drift_on_the_shifted_column(spark, lake, catalog, lake_settings):
+def test_two_batches_end_with_two_versions_and_drift_on_the_shifted_column(
+    spark, lake, catalog, lake_settings
+):
     from transforms.assets import LocalRegistry, VacuumRefusedError, register
     from transforms.assets.vacuum import vacuum
     from transforms.gold import publish
@@ -36,7 +37,11 @@ def test_two_batches_end_with_two_versions_and_drift_on_the_shifted_column(spark
     assert v2.drift["verdict"] == "drift" and set(v2.drifted) == {"total_amount", "mean_amount"}
     assert v2.drift["columns"]["order_count"]["psi"] == pytest.approx(0.0, abs=1e-9)
     old = spark.read.parquet(v1.asset.asset_uri)
-    assert old.exceptAll(spark.read.format("delta").option("versionAsOf", v1.asset.delta_version)
-                         .load(v1.asset.table_uri)).count() == 0
+    assert (
+        old.exceptAll(
+            spark.read.format("delta").option("versionAsOf", v1.asset.delta_version).load(v1.asset.table_uri)
+        ).count()
+        == 0
+    )
     with pytest.raises(VacuumRefusedError, match="customer_features:1"):
         vacuum(spark, lake, cat, "orders", registry=LocalRegistry(lake), retain_hours=0)

@@ -6,10 +6,10 @@ import dataclasses
 import datetime as dt
 import json
 
+import gold_fixtures as gf
 import pytest
 from chispa import assert_df_equality
 
-import gold_fixtures as gf
 from ingestion.contracts import Catalog, Gold
 from ingestion.core.lake import gold_table
 from ingestion.core.runs import RunLedger
@@ -38,13 +38,26 @@ def _gold(spark, lake, name="customer_features", version=None):
 
 
 def _base_silver(spark, lake):
-    gf.write_silver(spark, lake, "customers", [gf.customer(1, "DE", "consumer"), gf.customer(2, "FR", "business"),
-                                                gf.customer(3, "NL", None)], bronze_end=0)
-    gf.write_silver(spark, lake, "orders", [
-        gf.order(1, 1, "10.00", 0), gf.order(2, 1, "30.00", 4), gf.order(3, 2, "5.50", 2),
-        gf.order(4, 2, "99.00", 9, status="cancelled"),
-        gf.order(5, 9, "1.00", 1),  # customer 9 is not in the CRM: left out
-    ], bronze_end=0)
+    gf.write_silver(
+        spark,
+        lake,
+        "customers",
+        [gf.customer(1, "DE", "consumer"), gf.customer(2, "FR", "business"), gf.customer(3, "NL", None)],
+        bronze_end=0,
+    )
+    gf.write_silver(
+        spark,
+        lake,
+        "orders",
+        [
+            gf.order(1, 1, "10.00", 0),
+            gf.order(2, 1, "30.00", 4),
+            gf.order(3, 2, "5.50", 2),
+            gf.order(4, 2, "99.00", 9, status="cancelled"),
+            gf.order(5, 9, "1.00", 1),  # customer 9 is not in the CRM: left out
+        ],
+        bronze_end=0,
+    )
 
 
 @pytest.mark.floor
@@ -56,11 +69,14 @@ def test_publish_builds_the_feature_view_from_pinned_silver(spark, lake, catalog
     assert rec.details["inputs"] == {"orders": 0, "customers": 0}
     assert rec.details["changed"] is True and rec.details["inserted"] == 3
     d = dt.date
-    expected = spark.createDataFrame([
-        ("C-001", "DE", "consumer", 2, 0, 40.0, 20.0, d(2026, 1, 5), 5, d(2026, 1, 10)),
-        ("C-002", "FR", "business", 1, 1, 5.5, 5.5, d(2026, 1, 3), 7, d(2026, 1, 10)),
-        ("C-003", "NL", None, 0, 0, 0.0, None, None, None, d(2026, 1, 10)),
-    ], FEATURES)
+    expected = spark.createDataFrame(
+        [
+            ("C-001", "DE", "consumer", 2, 0, 40.0, 20.0, d(2026, 1, 5), 5, d(2026, 1, 10)),
+            ("C-002", "FR", "business", 1, 1, 5.5, 5.5, d(2026, 1, 3), 7, d(2026, 1, 10)),
+            ("C-003", "NL", None, 0, 0, 0.0, None, None, None, d(2026, 1, 10)),
+        ],
+        FEATURES,
+    )
     assert_df_equality(_gold(spark, lake), expected, ignore_row_order=True, ignore_nullable=True)
     # the commit names the silver versions it was built from
     from transforms.gold import gold_commits
@@ -85,8 +101,14 @@ def test_silver_moving_without_changing_gold_makes_no_commit(spark, lake, catalo
     _base_silver(spark, lake)
     first = _publish(spark, lake, catalog, lake_settings)
     # one more order of a customer unknown to the CRM, on an early date: no gold row changes
-    rows = [gf.order(1, 1, "10.00", 0), gf.order(2, 1, "30.00", 4), gf.order(3, 2, "5.50", 2),
-            gf.order(4, 2, "99.00", 9, status="cancelled"), gf.order(5, 9, "1.00", 1), gf.order(6, 9, "2.00", 1)]
+    rows = [
+        gf.order(1, 1, "10.00", 0),
+        gf.order(2, 1, "30.00", 4),
+        gf.order(3, 2, "5.50", 2),
+        gf.order(4, 2, "99.00", 9, status="cancelled"),
+        gf.order(5, 9, "1.00", 1),
+        gf.order(6, 9, "2.00", 1),
+    ]
     gf.write_silver(spark, lake, "orders", rows, bronze_end=1)
     rec = _publish(spark, lake, catalog, lake_settings)
 
@@ -102,11 +124,26 @@ def test_merge_rewrites_only_the_rows_that_changed(spark, lake, catalog, lake_se
     first = _publish(spark, lake, catalog, lake_settings)
     before = _gold(spark, lake, version=first.output_version)
     # an amount update for customer 2, and customer 3 leaves the CRM
-    gf.write_silver(spark, lake, "customers", [gf.customer(1, "DE", "consumer"), gf.customer(2, "FR", "business")],
-                    bronze_end=1)
-    gf.write_silver(spark, lake, "orders", [
-        gf.order(1, 1, "10.00", 0), gf.order(2, 1, "30.00", 4), gf.order(3, 2, "7.50", 2),
-        gf.order(4, 2, "99.00", 9, status="cancelled"), gf.order(5, 9, "1.00", 1)], bronze_end=1)
+    gf.write_silver(
+        spark,
+        lake,
+        "customers",
+        [gf.customer(1, "DE", "consumer"), gf.customer(2, "FR", "business")],
+        bronze_end=1,
+    )
+    gf.write_silver(
+        spark,
+        lake,
+        "orders",
+        [
+            gf.order(1, 1, "10.00", 0),
+            gf.order(2, 1, "30.00", 4),
+            gf.order(3, 2, "7.50", 2),
+            gf.order(4, 2, "99.00", 9, status="cancelled"),
+            gf.order(5, 9, "1.00", 1),
+        ],
+        bronze_end=1,
+    )
     rec = _publish(spark, lake, catalog, lake_settings)
 
     assert rec.details["changed"] is True
@@ -128,12 +165,19 @@ def test_contract_violation_commits_nothing_and_is_recorded(spark, lake, catalog
     good = _publish(spark, lake, catalog, lake_settings)
 
     def broken(spark_, silver):  # negative totals and a column the contract does not know
-        return customer_features(spark_, silver).withColumn("total_amount", -F.col("total_amount") - 1).withColumn(
-            "debug", F.lit(1))
+        return (
+            customer_features(spark_, silver)
+            .withColumn("total_amount", -F.col("total_amount") - 1)
+            .withColumn("debug", F.lit(1))
+        )
 
     orders = catalog.get("orders")
-    bad = Catalog([dataclasses.replace(orders, gold=dataclasses.replace(orders.gold, build=broken)),
-                   catalog.get("customers")])
+    bad = Catalog(
+        [
+            dataclasses.replace(orders, gold=dataclasses.replace(orders.gold, build=broken)),
+            catalog.get("customers"),
+        ]
+    )
     with pytest.raises(GoldContractError) as err:
         _publish(spark, lake, bad, lake_settings, force=True)
 
@@ -144,17 +188,32 @@ def test_contract_violation_commits_nothing_and_is_recorded(spark, lake, catalog
     assert last["status"] == "failed" and "GoldContractError" in last["error"]
 
 
-def test_overwrite_partitions_replaces_only_partitions_whose_rows_changed(spark, lake, catalog, lake_settings):
+def test_overwrite_partitions_replaces_only_partitions_whose_rows_changed(
+    spark, lake, catalog, lake_settings
+):
     orders = catalog.get("orders")
     by_country = dataclasses.replace(
-        orders.gold, name="country_features", write="overwrite_partitions", keys=("customer_id",),
+        orders.gold,
+        name="country_features",
+        write="overwrite_partitions",
+        keys=("customer_id",),
         partition_by=("country",),
     )
     cat = Catalog([dataclasses.replace(orders, gold=by_country), catalog.get("customers")])
-    gf.write_silver(spark, lake, "customers", [gf.customer(1, "DE"), gf.customer(2, "FR"), gf.customer(3, "NL")],
-                    bronze_end=0)
-    gf.write_silver(spark, lake, "orders", [gf.order(1, 1, "10.00", 5), gf.order(2, 2, "20.00", 5),
-                                            gf.order(3, 3, "30.00", 5)], bronze_end=0)
+    gf.write_silver(
+        spark,
+        lake,
+        "customers",
+        [gf.customer(1, "DE"), gf.customer(2, "FR"), gf.customer(3, "NL")],
+        bronze_end=0,
+    )
+    gf.write_silver(
+        spark,
+        lake,
+        "orders",
+        [gf.order(1, 1, "10.00", 5), gf.order(2, 2, "20.00", 5), gf.order(3, 3, "30.00", 5)],
+        bronze_end=0,
+    )
     first = _publish(spark, lake, cat, lake_settings)
     uri = lake.uri(gold_table("country_features"))
 
@@ -165,14 +224,21 @@ def test_overwrite_partitions_replaces_only_partitions_whose_rows_changed(spark,
     de_before = files("DE")
     # FR's order changes, NL's customer leaves; DE is untouched
     gf.write_silver(spark, lake, "customers", [gf.customer(1, "DE"), gf.customer(2, "FR")], bronze_end=1)
-    gf.write_silver(spark, lake, "orders", [gf.order(1, 1, "10.00", 5), gf.order(2, 2, "25.00", 5),
-                                            gf.order(3, 3, "30.00", 5)], bronze_end=1)
+    gf.write_silver(
+        spark,
+        lake,
+        "orders",
+        [gf.order(1, 1, "10.00", 5), gf.order(2, 2, "25.00", 5), gf.order(3, 3, "30.00", 5)],
+        bronze_end=1,
+    )
     rec = _publish(spark, lake, cat, lake_settings)
 
     assert rec.output_version == first.output_version + 1
     assert sorted(p["country"] for p in rec.details["partitions_replaced"]) == ["FR", "NL"]
     assert files("DE") == de_before  # same files: the partition was not rewritten
-    rows = {r.customer_id: (r.country, r.total_amount) for r in _gold(spark, lake, "country_features").collect()}
+    rows = {
+        r.customer_id: (r.country, r.total_amount) for r in _gold(spark, lake, "country_features").collect()
+    }
     assert rows == {"C-001": ("DE", 10.0), "C-002": ("FR", 25.0)}
     from delta.tables import DeltaTable
 

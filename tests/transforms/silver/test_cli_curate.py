@@ -20,8 +20,15 @@ def cli_lake(lake, lake_settings, monkeypatch):  # noqa: ANN001, ANN201
 
 
 def test_run_curate_show_quarantine_status(spark, cli_lake, write_bronze):
-    good = {"order_id": "O-0001", "customer_id": "C-001", "status": "paid", "amount": "5.00",
-            "quantity": "1", "order_date": "2026-11-01", "updated_at": "2026-11-01T10:00:00"}
+    good = {
+        "order_id": "O-0001",
+        "customer_id": "C-001",
+        "status": "paid",
+        "amount": "5.00",
+        "quantity": "1",
+        "order_date": "2026-11-01",
+        "updated_at": "2026-11-01T10:00:00",
+    }
     write_bronze("orders", ORDERS, [good, {**good, "order_id": "O-0002", "amount": "-1"}], batch=1)
     runner = CliRunner()
     res = runner.invoke(app, ["run", "curate", "--dataset", "orders", "--json"])
@@ -51,7 +58,11 @@ def test_spark_submit_entry_point_runs_and_reports(spark, cli_lake, write_bronze
 
     assert entry.main(["--dataset", "orders"]) == 0  # no bronze yet: nothing to do
     out = json.loads(capsys.readouterr().out)
-    assert (out["job"], out["status"], out["details"]["reason"]) == ("curate", "skipped", "no bronze table yet")
+    assert (out["job"], out["status"], out["details"]["reason"]) == (
+        "curate",
+        "skipped",
+        "no bronze table yet",
+    )
 
 
 def test_a_held_silver_lease_is_a_clear_refusal_then_waited_for(spark, cli_lake, write_bronze, capsys):
@@ -60,8 +71,15 @@ def test_a_held_silver_lease_is_a_clear_refusal_then_waited_for(spark, cli_lake,
     from ingestion.core.lease import Lease
     from jobs import curate as entry
 
-    good = {"order_id": "O-0001", "customer_id": "C-001", "status": "paid", "amount": "5.00",
-            "quantity": "1", "order_date": "2026-11-01", "updated_at": "2026-11-01T10:00:00"}
+    good = {
+        "order_id": "O-0001",
+        "customer_id": "C-001",
+        "status": "paid",
+        "amount": "5.00",
+        "quantity": "1",
+        "order_date": "2026-11-01",
+        "updated_at": "2026-11-01T10:00:00",
+    }
     write_bronze("orders", ORDERS, [good], batch=1)
     holder = Lease(cli_lake, "orders", scope="silver", owner="run-7", seconds=60, heartbeat=False).acquire()
     res = CliRunner().invoke(app, ["run", "curate", "--dataset", "orders"])

@@ -1,6 +1,5 @@
 """End-to-end curate runs (bronze -> silver + quarantine) on small bronze tables."""
 
-
 import datetime as dt
 import threading
 from decimal import Decimal
@@ -19,8 +18,13 @@ ORDERS = ["order_id", "customer_id", "status", "amount", "quantity", "order_date
 
 def order(oid: str, **kw: str | None) -> dict[str, str | None]:
     row = {
-        "order_id": oid, "customer_id": "C-001", "status": "paid", "amount": "10.00",
-        "quantity": "1", "order_date": "2026-11-01", "ship_date": None,
+        "order_id": oid,
+        "customer_id": "C-001",
+        "status": "paid",
+        "amount": "10.00",
+        "quantity": "1",
+        "order_date": "2026-11-01",
+        "ship_date": None,
         "updated_at": "2026-11-01T10:00:00",
     }
     row.update(kw)
@@ -38,14 +42,19 @@ def quarantined(spark, lake, ds: str):  # noqa: ANN001
 
 @pytest.mark.floor
 def test_orders_good_bad_and_duplicates(spark, lake, catalog, write_bronze):
-    write_bronze("orders", ORDERS, [
-        order("O-0001"),
-        order("O-0002", amount="abc"),                       # cast error
-        order("O-0003", status="lost"),                      # isin
-        order("O-0004", ship_date="2026-10-01"),             # row rule: shipped before ordered
-        order("O-0001", status="shipped", updated_at="2026-11-02T09:00:00"),  # newer update
-        order("O-0005", order_date="01.11.2026"),            # date not in the contract format
-    ], batch=1)
+    write_bronze(
+        "orders",
+        ORDERS,
+        [
+            order("O-0001"),
+            order("O-0002", amount="abc"),  # cast error
+            order("O-0003", status="lost"),  # isin
+            order("O-0004", ship_date="2026-10-01"),  # row rule: shipped before ordered
+            order("O-0001", status="shipped", updated_at="2026-11-02T09:00:00"),  # newer update
+            order("O-0005", order_date="01.11.2026"),  # date not in the contract format
+        ],
+        batch=1,
+    )
     rec = curate(spark, lake, catalog, "orders")
     assert rec.status == "succeeded", rec.error
     assert (rec.rows_read, rec.rows_written, rec.rows_quarantined) == (6, 1, 4)
@@ -55,14 +64,8 @@ def test_orders_good_bad_and_duplicates(spark, lake, catalog, write_bronze):
         [("O-0001", "shipped", Decimal("10.00"), 1, dt.date(2026, 11, 1), dt.datetime(2026, 11, 2, 9))],
         "order_id string, status string, amount decimal(12,2), quantity int, order_date date, updated_at timestamp",
     )
-    assert_df_equality(
-        silver(spark, lake, "orders", *expected.columns), expected, ignore_nullable=True
-    )
-    reasons = (
-        quarantined(spark, lake, "orders")
-        .selectExpr("order_id", "inline(_errors)")
-        .orderBy("order_id")
-    )
+    assert_df_equality(silver(spark, lake, "orders", *expected.columns), expected, ignore_nullable=True)
+    reasons = quarantined(spark, lake, "orders").selectExpr("order_id", "inline(_errors)").orderBy("order_id")
     exp = spark.createDataFrame(
         [
             ("O-0002", "amount", "cast", "abc"),
@@ -95,8 +98,12 @@ def items_dataset(**overrides):  # noqa: ANN003, ANN201
     from ingestion.contracts import Csv, Dataset
 
     args = dict(
-        name="items", landing="items/*.csv", format=Csv(timestamp_format="yyyy-MM-dd HH:mm"),
-        columns=items_model, primary_key=("id",), order_by="ts",
+        name="items",
+        landing="items/*.csv",
+        format=Csv(timestamp_format="yyyy-MM-dd HH:mm"),
+        columns=items_model,
+        primary_key=("id",),
+        order_by="ts",
     )
     args.update(overrides)
     return Dataset(**args)
@@ -120,16 +127,25 @@ def test_each_action_warn_drop_quarantine(spark, lake, write_bronze):
 
     ds = items_dataset(check_actions={"qty.less_than_or_equal_to": "warn", "code.str_matches": "drop"})
     cat = Catalog([ds])
-    write_bronze("items", ITEMS, [
-        item("a"),
-        item("b", qty="11"),        # warn: kept, counted
-        item("c", code="x1"),       # drop: gone, counted
-        item("d", qty="0"),         # quarantine (default action)
-    ], batch=1)
+    write_bronze(
+        "items",
+        ITEMS,
+        [
+            item("a"),
+            item("b", qty="11"),  # warn: kept, counted
+            item("c", code="x1"),  # drop: gone, counted
+            item("d", qty="0"),  # quarantine (default action)
+        ],
+        batch=1,
+    )
     rec = curate(spark, lake, cat, "items")
     assert rec.status == "succeeded", rec.error
     assert (rec.rows_warned, rec.rows_dropped, rec.rows_quarantined, rec.rows_written) == (1, 1, 1, 2)
-    assert rec.rules == {"qty.less_than_or_equal_to": 1, "code.str_matches": 1, "qty.greater_than_or_equal_to": 1}
+    assert rec.rules == {
+        "qty.less_than_or_equal_to": 1,
+        "code.str_matches": 1,
+        "qty.greater_than_or_equal_to": 1,
+    }
     exp = spark.createDataFrame([("a", 1), ("b", 11)], "id string, qty int")
     assert_df_equality(silver(spark, lake, "items", "id", "qty").orderBy("id"), exp, ignore_nullable=True)
     q = quarantined(spark, lake, "items").selectExpr("id", "qty", "inline(_errors)")
@@ -188,19 +204,29 @@ def test_latest_wins_by_order_then_ingestion_and_late_updates_lose(spark, lake, 
     from ingestion.contracts import Catalog
 
     cat = Catalog([items_dataset()])
-    write_bronze("items", ITEMS, [
-        item("a", qty="1", ts="2026-11-01 10:00"),
-        item("a", qty="2", ts="2026-11-01 12:00"),   # newest by ts within the batch
-        item("a", qty="3", ts="2026-11-01 11:00"),
-        item("b", qty="1", ts="2026-11-01 10:00"),
-        item("b", qty="2", ts="2026-11-01 10:00"),   # same ts: later in the file wins
-    ], batch=1)
+    write_bronze(
+        "items",
+        ITEMS,
+        [
+            item("a", qty="1", ts="2026-11-01 10:00"),
+            item("a", qty="2", ts="2026-11-01 12:00"),  # newest by ts within the batch
+            item("a", qty="3", ts="2026-11-01 11:00"),
+            item("b", qty="1", ts="2026-11-01 10:00"),
+            item("b", qty="2", ts="2026-11-01 10:00"),  # same ts: later in the file wins
+        ],
+        batch=1,
+    )
     assert curate(spark, lake, cat, "items").status == "succeeded"
-    write_bronze("items", ITEMS, [
-        item("a", qty="4", ts="2026-11-01 09:00"),   # an older update arriving late: loses
-        item("b", qty="5", ts="2026-11-01 10:00"),   # same ts, later batch: wins
-        item("c", qty="6"),
-    ], batch=2)
+    write_bronze(
+        "items",
+        ITEMS,
+        [
+            item("a", qty="4", ts="2026-11-01 09:00"),  # an older update arriving late: loses
+            item("b", qty="5", ts="2026-11-01 10:00"),  # same ts, later batch: wins
+            item("c", qty="6"),
+        ],
+        batch=2,
+    )
     rec = curate(spark, lake, cat, "items")
     assert rec.status == "succeeded"
     assert (rec.details["inserted"], rec.details["updated"], rec.details["not_newer"]) == (1, 1, 1)
@@ -251,10 +277,14 @@ def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write
     cat = Catalog([items_dataset()])
     write_bronze("items", ITEMS, [item("a"), item("b", qty="0")], batch=1)
     crashed_run(spark, lake, monkeypatch, cat, "append")
-    assert state.load(lake, "items").pending == {"after": -1, "upto": 0, "run_id": state.load(lake, "items").pending["run_id"]}
+    assert state.load(lake, "items").pending == {
+        "after": -1,
+        "upto": 0,
+        "run_id": state.load(lake, "items").pending["run_id"],
+    }
     silver_v = versions(spark, lake, "silver/items")
     assert silver_v is not None and versions(spark, lake, "quarantine/items/rows") is None
-    write_bronze("items", ITEMS, [item("c")], batch=2)   # new data meanwhile: not mixed in
+    write_bronze("items", ITEMS, [item("c")], batch=2)  # new data meanwhile: not mixed in
     rec = curate(spark, lake, cat, "items")
     assert rec.status == "succeeded" and (rec.input_from, rec.input_to) == (0, 0)
     assert versions(spark, lake, "silver/items") == silver_v  # the MERGE was not redone
@@ -266,7 +296,9 @@ def test_crash_between_merge_and_quarantine_append_then_rerun(spark, lake, write
     assert state.load(lake, "items").bronze_version == 1
 
 
-def test_a_failed_merge_writes_nothing_and_the_rerun_writes_everything_once(spark, lake, write_bronze, monkeypatch):
+def test_a_failed_merge_writes_nothing_and_the_rerun_writes_everything_once(
+    spark, lake, write_bronze, monkeypatch
+):
     from ingestion.contracts import Catalog
     from transforms.silver import state
 
@@ -289,10 +321,15 @@ def test_parse_errors_go_to_quarantine_with_their_reason(spark, lake, write_bron
     from ingestion.contracts import Catalog
 
     cat = Catalog([items_dataset()])
-    write_bronze("items", ITEMS, [
-        item("a"),
-        {"_corrupt_record": 'a,"unclosed', "_parse_error": "unterminated quote"},
-    ], batch=1)
+    write_bronze(
+        "items",
+        ITEMS,
+        [
+            item("a"),
+            {"_corrupt_record": 'a,"unclosed', "_parse_error": "unterminated quote"},
+        ],
+        batch=1,
+    )
     rec = curate(spark, lake, cat, "items")
     assert rec.rules == {"_record.parse": 1} and rec.rows_quarantined == 1
     q = quarantined(spark, lake, "items").selectExpr("_corrupt_record", "inline(_errors)")
@@ -322,7 +359,9 @@ def test_breaking_type_change_quarantines_the_batch(spark, lake, write_bronze):
     write_bronze("items", ITEMS, [item("b"), item("c", qty="x")], batch=2)
     rec = curate(spark, lake, Catalog([items_dataset(columns=columns_v2)]), "items")
     assert rec.status == "succeeded" and rec.rows_quarantined == 2 and rec.rows_written == 0
-    assert rec.details["schema_problems"] == [{"column": "qty", "reason": "silver has int, the batch has bigint"}]
+    assert rec.details["schema_problems"] == [
+        {"column": "qty", "reason": "silver has int, the batch has bigint"}
+    ]
     assert versions(spark, lake, "silver/items") == silver_v
     q = quarantined(spark, lake, "items").selectExpr("id", "inline(_errors)").orderBy("id", "check")
     exp = spark.createDataFrame(
@@ -375,16 +414,29 @@ def test_customers_ingestion_order_rescue_and_transform(spark, lake, catalog, wr
     cols = ["customer_id", "name", "email", "country", "segment", "signup_date", "lifetime_value"]
 
     def cust(cid: str, **kw: str | None) -> dict:
-        row = {"customer_id": cid, "name": "Ann", "email": "ann@example.com", "country": "DE",
-               "segment": "consumer", "signup_date": "2026-01-02", "lifetime_value": "12.5"}
+        row = {
+            "customer_id": cid,
+            "name": "Ann",
+            "email": "ann@example.com",
+            "country": "DE",
+            "segment": "consumer",
+            "signup_date": "2026-01-02",
+            "lifetime_value": "12.5",
+        }
         row.update(kw)
         return row
 
-    write_bronze("customers", cols, [
-        cust("C-001", name="Old"),
-        cust("C-001", name="  New  Name ", email=" NEW@Example.COM", _rescued_data='{"vip": "yes"}'),
-        cust("C-002", country="XX"),
-    ], batch=1, path="customers/a.jsonl")
+    write_bronze(
+        "customers",
+        cols,
+        [
+            cust("C-001", name="Old"),
+            cust("C-001", name="  New  Name ", email=" NEW@Example.COM", _rescued_data='{"vip": "yes"}'),
+            cust("C-002", country="XX"),
+        ],
+        batch=1,
+        path="customers/a.jsonl",
+    )
     write_bronze("customers", cols, [cust("C-003", lifetime_value="-1")], batch=2, path="customers/b.jsonl")
     rec = curate(spark, lake, catalog, "customers")
     assert rec.status == "succeeded", rec.error
@@ -412,7 +464,9 @@ def test_non_data_commits_are_passed_untagged_data_is_refused(spark, lake, write
     uri = lake.uri(layout.bronze_table("items"))
     DeltaTable.forPath(spark, uri).optimize().executeCompaction()  # no new rows
     rec = curate(spark, lake, cat, "items")
-    assert rec.status == "skipped" and state.load(lake, "items").bronze_version == versions(spark, lake, "bronze/items")
+    assert rec.status == "skipped" and state.load(lake, "items").bronze_version == versions(
+        spark, lake, "bronze/items"
+    )
     spark.read.format("delta").load(uri).write.format("delta").mode("append").save(uri)  # no batch tag
     with pytest.raises(CurateError, match="carries no 'headwater-bronze-items:<batch>' tag"):
         curate(spark, lake, cat, "items")
@@ -432,6 +486,7 @@ def test_freeze_keeps_unknown_columns_out_and_quarantines_a_new_contract_column(
     silver_df = spark.read.format("delta").load(lake.uri("silver/items"))
     assert "colour" not in silver_df.columns
     assert sorted(r["id"] for r in silver_df.collect()) == ["a", "b"]
+
     # A new contract column under freeze is a breaking change: the batch goes to quarantine
     # with check `schema`, and silver stays as it was.
     def wider():  # noqa: ANN202
@@ -491,7 +546,6 @@ def test_curate_stops_before_writing_when_its_lease_was_lost(spark, lake, write_
     assert RunLedger(spark, lake).latest(dataset="items", job="curate")[0]["status"] == "failed"
 
 
-
 def persistent_rdds(spark) -> dict[int, str]:  # noqa: ANN001
     """id -> name of every RDD Spark keeps stored now."""
     rdds = spark.sparkContext._jsc.getPersistentRDDs()
@@ -526,8 +580,13 @@ def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
         assert ours in persistent_rdds(spark)  # the counting job filled the checkpoint
         assert prepared.counts["rows"] == 3 and prepared.counts["quarantined"] == 1
         version, metrics = merge(
-            spark, lake.uri("silver/items"), prepared.silver_rows(), ds,
-            app_id="t", txn_version=1, stable_source=prepared.stable,
+            spark,
+            lake.uri("silver/items"),
+            prepared.silver_rows(),
+            ds,
+            app_id="t",
+            txn_version=1,
+            stable_source=prepared.stable,
         )
         # Delta is told not to store a copy of its own beside ours, for this MERGE only.
         assert seen == ["none"]

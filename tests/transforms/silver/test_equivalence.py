@@ -22,13 +22,16 @@ from transforms.silver.expectations import apply_plan, compile_plan
 class Model(pa.DataFrameModel):
     id: T.StringType() = pa.Field(nullable=False)
     code: T.StringType() = pa.Field(nullable=True, str_matches=r"[A-Z]\d+$")
-    tag: T.StringType() = pa.Field(nullable=True, str_length={"min_value": 2, "max_value": 3},
-                                   str_startswith="a")
+    tag: T.StringType() = pa.Field(
+        nullable=True, str_length={"min_value": 2, "max_value": 3}, str_startswith="a"
+    )
     word: T.StringType() = pa.Field(nullable=True, str_contains=r"b.c", str_endswith="c")
     kind: T.StringType() = pa.Field(nullable=False, isin=["x", "y"])
     other: T.StringType() = pa.Field(nullable=True, notin=["bad"])
     n: T.IntegerType() = pa.Field(nullable=True, ge=0, lt=10)
-    m: T.IntegerType() = pa.Field(nullable=True, in_range={"min_value": 1, "max_value": 5, "include_max": False})
+    m: T.IntegerType() = pa.Field(
+        nullable=True, in_range={"min_value": 1, "max_value": 5, "include_max": False}
+    )
     x: T.DoubleType() = pa.Field(nullable=True, gt=-1.5, le=2.5, ne=0.0)
 
 
@@ -50,8 +53,11 @@ ROW = st.tuples(
 
 def ours(spark, rows):  # noqa: ANN001, ANN201
     df = spark.createDataFrame([(str(i), *r) for i, r in enumerate(rows)], SCHEMA).withColumns(
-        {"_cast_fail_0": F.lit(0).cast("long"), "_corrupt_record": F.lit(None).cast("string"),
-         "_parse_error": F.lit(None).cast("string")}
+        {
+            "_cast_fail_0": F.lit(0).cast("long"),
+            "_corrupt_record": F.lit(None).cast("string"),
+            "_parse_error": F.lit(None).cast("string"),
+        }
     )
     out = apply_plan(df, compile_plan(DATASET)).selectExpr("inline(_errors)").collect()
     return {(r["column"], r["check"]) for r in out}
@@ -68,12 +74,16 @@ def pandera_verdict(spark, rows):  # noqa: ANN001, ANN201
     return found
 
 
-@settings(max_examples=10, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(rows=st.lists(ROW, min_size=1, max_size=6))
 @example(rows=[("A\u0663", None, None, "x", None, None, None, None)])  # \d: Python yes, Java no
-@example(rows=[("A1\n", None, None, "x", None, None, None, None)])     # $ before a final \n
+@example(rows=[("A1\n", None, None, "x", None, None, None, None)])  # $ before a final \n
 @example(rows=[("A1\r", "ab\n", "b\ncc", "x", None, None, None, None)])  # \r ends a line in Java
-@example(rows=[(None, None, None, None, None, None, None, None)])       # nulls: nullability only
+@example(rows=[(None, None, None, None, None, None, None, None)])  # nulls: nullability only
 def test_compiled_checks_agree_with_pandera(spark, rows):
     assert ours(spark, rows) == pandera_verdict(spark, rows)

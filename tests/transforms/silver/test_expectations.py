@@ -48,7 +48,9 @@ def reasons(df):  # noqa: ANN001, ANN201
 
 
 def test_reasons_name_column_check_and_value(spark):
-    out = evaluate(spark, contract(Things), [("1", "bb", 3, "x"), ("2", "abb", 9, "z"), ("3", None, None, None)])
+    out = evaluate(
+        spark, contract(Things), [("1", "bb", 3, "x"), ("2", "abb", 9, "z"), ("3", None, None, None)]
+    )
     expected = spark.createDataFrame(
         [
             ("2", "code", "str_matches", "abb"),  # anchored at the start: "abb" does not match ^b+
@@ -81,7 +83,9 @@ def test_keys_are_never_null_even_if_the_model_allows_it(spark):
         id: T.StringType() = pa.Field(nullable=True)
 
     plan = compile_plan(contract(Loose, check_actions={"id": "warn"}))
-    assert [(e.column, e.check, e.action) for e in plan.expectations] == [("id", "not_nullable", "quarantine")]
+    assert [(e.column, e.check, e.action) for e in plan.expectations] == [
+        ("id", "not_nullable", "quarantine")
+    ]
 
 
 def test_unique_columns_group_nulls_like_pandera(spark):
@@ -93,7 +97,9 @@ def test_unique_columns_group_nulls_like_pandera(spark):
             unique = ["email"]
 
     out = evaluate(
-        spark, contract(U), [("1", "a@x"), ("2", "a@x"), ("3", "b@x"), ("4", None), ("5", None)],
+        spark,
+        contract(U),
+        [("1", "a@x"), ("2", "a@x"), ("3", "b@x"), ("4", None), ("5", None)],
         "id string, email string",
     )
     got = [r["id"] for r in out.where("size(_errors) > 0").orderBy("id").collect()]
@@ -113,9 +119,29 @@ def test_a_check_without_builder_is_reported_not_skipped():
 
 
 def test_builders_cover_pandera_builtin_row_checks():
-    for name in ("equal_to", "eq", "not_equal_to", "ne", "greater_than", "gt", "greater_than_or_equal_to",
-                 "ge", "less_than", "lt", "less_than_or_equal_to", "le", "in_range", "between", "isin",
-                 "notin", "str_matches", "str_contains", "str_startswith", "str_endswith", "str_length"):
+    for name in (
+        "equal_to",
+        "eq",
+        "not_equal_to",
+        "ne",
+        "greater_than",
+        "gt",
+        "greater_than_or_equal_to",
+        "ge",
+        "less_than",
+        "lt",
+        "less_than_or_equal_to",
+        "le",
+        "in_range",
+        "between",
+        "isin",
+        "notin",
+        "str_matches",
+        "str_contains",
+        "str_startswith",
+        "str_endswith",
+        "str_length",
+    ):
         assert builder_for(name) is not None, name
     assert builder_for("unique_values_eq") is None  # a whole-column check: batch-level fallback
 

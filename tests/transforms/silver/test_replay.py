@@ -24,8 +24,14 @@ def dataset(allowed: list[str]) -> Dataset:
 
         return Tickets
 
-    return Dataset(name="tickets", landing="tickets/*.csv", format=Csv(), columns=columns,
-                   primary_key=("id",), order_by="ts")
+    return Dataset(
+        name="tickets",
+        landing="tickets/*.csv",
+        format=Csv(),
+        columns=columns,
+        primary_key=("id",),
+        order_by="ts",
+    )
 
 
 def row(i: str, status: str, ts: str) -> dict:
@@ -33,7 +39,12 @@ def row(i: str, status: str, ts: str) -> dict:
 
 
 def silver(spark, lake):  # noqa: ANN001, ANN201
-    return spark.read.format("delta").load(lake.uri(layout.silver_table("tickets"))).select("id", "status").orderBy("id")
+    return (
+        spark.read.format("delta")
+        .load(lake.uri(layout.silver_table("tickets")))
+        .select("id", "status")
+        .orderBy("id")
+    )
 
 
 def quarantine(spark, lake):  # noqa: ANN001, ANN201
@@ -43,15 +54,25 @@ def quarantine(spark, lake):  # noqa: ANN001, ANN201
 @pytest.fixture
 def curated(spark, lake, write_bronze):  # noqa: ANN001, ANN201
     """Silver holds a, b; quarantine holds b (newer, 'hold'), c ('hold'), d ('bogus')."""
-    write_bronze("tickets", COLS, [
-        row("a", "open", "2026-11-01 10:00:00"),
-        row("b", "open", "2026-11-01 10:00:00"),
-    ], batch=1)
-    write_bronze("tickets", COLS, [
-        row("b", "hold", "2026-11-01 11:00:00"),
-        row("c", "hold", "2026-11-01 11:00:00"),
-        row("d", "bogus", "2026-11-01 11:00:00"),
-    ], batch=2)
+    write_bronze(
+        "tickets",
+        COLS,
+        [
+            row("a", "open", "2026-11-01 10:00:00"),
+            row("b", "open", "2026-11-01 10:00:00"),
+        ],
+        batch=1,
+    )
+    write_bronze(
+        "tickets",
+        COLS,
+        [
+            row("b", "hold", "2026-11-01 11:00:00"),
+            row("c", "hold", "2026-11-01 11:00:00"),
+            row("d", "bogus", "2026-11-01 11:00:00"),
+        ],
+        batch=2,
+    )
     rec = curate(spark, lake, Catalog([dataset(["open", "closed"])]), "tickets")
     assert rec.rows_quarantined == 3
     return Catalog([dataset(["open", "closed", "hold"])])  # the fix: "hold" is a valid status
@@ -65,7 +86,9 @@ def test_replay_after_contract_fix_moves_passing_rows_once(spark, lake, curated)
     exp = spark.createDataFrame([("a", "open"), ("b", "hold"), ("c", "hold")], "id string, status string")
     assert_df_equality(silver(spark, lake), exp, ignore_nullable=True)
     left = quarantine(spark, lake).selectExpr("id", "inline(_errors)").collect()
-    assert [(r["id"], r["column"], r["check"], r["value"]) for r in left] == [("d", "status", "isin", "bogus")]
+    assert [(r["id"], r["column"], r["check"], r["value"]) for r in left] == [
+        ("d", "status", "isin", "bogus")
+    ]
     silver_v = table_version(spark, lake.uri(layout.silver_table("tickets")))
     again = replay(spark, lake, curated, "tickets")
     assert (again.rows_read, again.rows_written) == (1, 0)

@@ -29,7 +29,9 @@ def test_fetched_jars_start_a_delta_session(tmp_path):
     jars = fetch_delta_jars(tmp_path / "jars")
     names = {_artifact(j.name) for j in jars}
     assert {n for n in names if n.startswith("delta-spark")} and "delta-storage" in names
-    shipped = {_artifact(p.name) for p in (Path(__import__("pyspark").__file__).parent / "jars").glob("*.jar")}
+    shipped = {
+        _artifact(p.name) for p in (Path(__import__("pyspark").__file__).parent / "jars").glob("*.jar")
+    }
     assert not names & shipped  # nothing Spark already ships, in another version
     script = (
         "from ingestion.core.spark.session import get_spark\n"

@@ -74,11 +74,16 @@ def test_info_etags_match_between_properties_and_listing(azurite_storage):  # no
 
 def test_list_is_recursive_ordered_and_folder_bounded(azurite_storage):  # noqa: F811
     st = azurite_storage
-    for p in ("landing/orders/2026/b.csv", "landing/orders/a.csv", "landing/orders2/c.csv",
-              "landing/customers/x.jsonl"):
+    for p in (
+        "landing/orders/2026/b.csv",
+        "landing/orders/a.csv",
+        "landing/orders2/c.csv",
+        "landing/customers/x.jsonl",
+    ):
         st.write_bytes(p, b"x")
     assert [o.path for o in st.list("landing/orders")] == [
-        "landing/orders/2026/b.csv", "landing/orders/a.csv",
+        "landing/orders/2026/b.csv",
+        "landing/orders/a.csv",
     ]
     assert [o.path for o in st.list("landing/orders/a.csv")] == ["landing/orders/a.csv"]
     assert len(list(st.list("landing"))) == 4
@@ -125,29 +130,44 @@ def test_uri_is_abfss_on_the_dfs_endpoint(azurite_storage):  # noqa: F811
 
 
 def test_from_settings_with_a_named_connection_string(azurite, azurite_storage):  # noqa: F811
-    settings = Settings(lake=LakeSettings(
-        kind="azure", account="lake1", containers=azurite_storage.containers,
-        connection_string_env=CONNECTION_ENV,
-    ))
+    settings = Settings(
+        lake=LakeSettings(
+            kind="azure",
+            account="lake1",
+            containers=azurite_storage.containers,
+            connection_string_env=CONNECTION_ENV,
+        )
+    )
     st = open_storage(settings)
     assert isinstance(st, BlobStorage)
     azurite_storage.write_bytes("landing/a.csv", b"1")
     assert st.read_bytes("landing/a.csv") == b"1"
-    assert st.uri("landing/a.csv") == f"abfss://{azurite_storage.container_name('landing')}@lake1.dfs.core.windows.net/a.csv"
+    assert (
+        st.uri("landing/a.csv")
+        == f"abfss://{azurite_storage.container_name('landing')}@lake1.dfs.core.windows.net/a.csv"
+    )
 
 
 def test_from_settings_errors_name_what_is_missing(monkeypatch):
     monkeypatch.delenv("HEADWATER_UNSET_CONN", raising=False)
     with pytest.raises(ConfigError, match="HEADWATER_UNSET_CONN"):
-        BlobStorage.from_settings(Settings(lake=LakeSettings(kind="azure", connection_string_env="HEADWATER_UNSET_CONN")))
+        BlobStorage.from_settings(
+            Settings(lake=LakeSettings(kind="azure", connection_string_env="HEADWATER_UNSET_CONN"))
+        )
     with pytest.raises(ConfigError, match="lake.account"):
         BlobStorage.from_settings(Settings(lake=LakeSettings(kind="azure")))
 
 
 def test_from_settings_uses_default_credential_and_sovereign_suffix():
-    st = BlobStorage.from_settings(Settings(lake=LakeSettings(
-        kind="azure", account="lake1", blob_endpoint="https://lake1.blob.core.chinacloudapi.cn",
-    )))
+    st = BlobStorage.from_settings(
+        Settings(
+            lake=LakeSettings(
+                kind="azure",
+                account="lake1",
+                blob_endpoint="https://lake1.blob.core.chinacloudapi.cn",
+            )
+        )
+    )
     from azure.identity import DefaultAzureCredential
 
     assert isinstance(st.service.credential, DefaultAzureCredential)
