@@ -8,8 +8,8 @@ holding half of the keys. Each variant starts from a fresh copy of both and is t
 
 * ``hand``: a hand-written PySpark job: read, cast (``try_cast``/``try_to_timestamp``), dedupe
   with ``row_number`` by key, MERGE (update when newer, insert when new).
-* ``curate(off)``: ``transforms.silver.curate(..., validate=False)``: the same work through our job
-  (watermark, history lookups, run ledger included).
+* ``curate(off)``: ``transforms.silver.curate(..., plan=Plan.empty())``: the same work through our
+  job's own path with no checks (watermark, history lookups, checkpointed batch, run ledger).
 * ``curate(on)``: the full curate: expectations, ``_errors``, quarantine, counts, the checkpointed
   batch.
 
@@ -142,6 +142,7 @@ def main() -> int:
     from ingestion.core.spark.session import get_spark
     from ingestion.core.storage import LocalStorage
     from transforms.silver import curate
+    from transforms.silver.expectations import Plan
 
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     settings = Settings(
@@ -156,7 +157,7 @@ def main() -> int:
     t0 = time.time()
     # Batch 1 (half the rows) curated into silver is the starting point every variant copies.
     generate_bronze(spark, seed.uri("bronze/orders"), args.rows // 2, batch=1)
-    curate(spark, seed, catalog, "orders", validate=False, record_run=False)
+    curate(spark, seed, catalog, "orders", plan=Plan.empty(), record_run=False)
     generate_bronze(spark, seed.uri("bronze/orders"), args.rows, batch=2)
     print(
         f"generated {args.rows:,} bronze rows (+{args.rows // 2:,} seeded into silver) "
@@ -177,7 +178,7 @@ def main() -> int:
         if variant == "hand":
             hand_written(spark, lake.uri("bronze/orders"), lake.uri("silver/orders"))
         else:
-            rec = curate(spark, lake, catalog, "orders", validate=variant == "on")
+            rec = curate(spark, lake, catalog, "orders", plan=None if variant == "on" else Plan.empty())
             assert rec.status == "succeeded", rec.error
             if variant == "off":
                 print(f"    off: phases {rec.details.get('seconds')}", flush=True)

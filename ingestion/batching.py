@@ -283,10 +283,6 @@ class Batcher:
         result.outcome = "ran"
         return True
 
-    def trigger_all(self, datasets: Sequence[str]) -> list[TriggerResult]:
-        """Evaluate every dataset (the timer's sweep: age thresholds fire here)."""
-        return [self.trigger(name) for name in datasets]
-
 
 def describe(result: TriggerResult) -> dict[str, Any]:
     """A JSON-able summary of a trigger, for logs and CLI output."""

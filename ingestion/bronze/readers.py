@@ -319,14 +319,6 @@ def read_parquet(spark: SparkSession, uris: Sequence[str], known: Sequence[str])
     return _positioned(frames, known)
 
 
-def empty_frame(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame(
-        [],
-        f"{FILE} string, {FIELDS} map<string,string>, {RESCUED} string, {CORRUPT_RECORD} string, "
-        f"{PARSE_ERROR} string, {SOURCE_ROW} long",
-    )
-
-
 __all__ = [
     "FIELDS",
     "FILE",

@@ -165,70 +165,63 @@ def ensure_table(spark: SparkSession, uri: str, gold: Gold, schema: StructType) 
 def check_contract(gold: Gold, df: DataFrame) -> list[str]:
     """Problems of ``df`` against the gold contract (empty when it passes). Never row contents.
 
-    Column names and types are compared with the pandera model; nullability and every check
-    with a Spark builder (the ones curate compiles, see ``transforms.silver.expectations``) are
-    counted in one pass; checks without a builder fall back to pandera itself.
+    Column names and types are compared with the pandera model. The row checks are the ones
+    curate runs, compiled by the same code (``transforms.silver.expectations.compile_schema``),
+    each with the action ``fail``; they and the keys' nulls are counted in one pass. Checks
+    without a Spark builder are run by pandera on the whole output.
     """
     from pyspark.sql import functions as F
 
+    from transforms.silver.expectations import (
+        Expectation,
+        compile_schema,
+        evaluate_uncompiled,
+        failure_counts,
+    )
+
     problems: list[str] = []
     model = gold.model()
-    counters: dict[str, Any] = {}
+    expectations: list[Expectation] = []
     if model is not None:
-        from transforms.silver.expectations import builder_for
-
         schema = model.to_schema()
         have = {f.name: f.dataType for f in df.schema.fields}
         extra = [c for c in df.columns if c not in schema.columns]
         if extra:
             problems.append(f"columns not in the gold contract: {', '.join(extra)}")
-        fallback = False
+        broken: set[str] = set()
         for name, col in schema.columns.items():
+            want = getattr(col.dtype, "type", None)
             if name not in have:
                 problems.append(f"{name}: missing from the output")
-                continue
-            want = getattr(col.dtype, "type", None)
-            if want is not None and want != have[name]:
+            elif want is not None and want != have[name]:
                 problems.append(
                     f"{name}: type {have[name].simpleString()}, contract says {want.simpleString()}"
                 )
+            else:
                 continue
-            c = F.col(f"`{name}`")
-            if not col.nullable:
-                counters[f"{name}.not_nullable"] = c.isNull()
-            for check in col.checks:
-                builder = builder_for(check.name)
-                if builder is None:
-                    fallback = True
-                    continue
-                counters[f"{name}.{check.name}({_stats(check.statistics)})"] = F.coalesce(
-                    ~builder(c, check.statistics), F.lit(False)
+            broken.add(name)
+        plan = compile_schema(schema, action_for=lambda column, check: "fail")
+        # A missing or mistyped column's checks cannot run; the others still count.
+        expectations = [e for e in plan.expectations if not broken & set((e.column or "").split(","))]
+        if plan.uncompiled and not problems:
+            for u in evaluate_uncompiled(df, plan):
+                problems.append(
+                    f"{u['key']} failed (no Spark builder: checked by pandera on the whole output)"
                 )
-        if fallback and not problems:
-            errors = model.validate(check_obj=df).pandera.errors
-            for _kind, by_reason in dict(errors).items():
-                for reason, items in dict(by_reason).items():
-                    for item in items:
-                        problems.append(f"{item.get('column')}.{item.get('check')} ({reason.lower()})")
     missing = [c for c in (*gold.keys, *gold.partition_by) if c not in df.columns]
     if missing:
         problems.append(f"key/partition columns missing from the output: {', '.join(missing)}")
     elif gold.keys:
-        counters["null key (" + ", ".join(gold.keys) + ")"] = F.greatest(
-            *[F.col(f"`{k}`").isNull() for k in gold.keys], F.lit(False)
-        )
+        null_key = F.greatest(*[F.col(f"`{k}`").isNull() for k in gold.keys], F.lit(False))
+        label = "null key (" + ", ".join(gold.keys) + ")"
+        expectations.append(Expectation(None, label, "fail", null_key, F.lit(None), label))
         dup = df.groupBy(*gold.keys).count().where(F.col("count") > 1).count()
         if dup:
             problems.append(f"{dup} key value(s) of ({', '.join(gold.keys)}) occur more than once")
-    if counters:
-        names = list(counters)
-        row = df.agg(
-            *[F.sum(F.when(counters[n], 1).otherwise(0)).alias(f"c{i}") for i, n in enumerate(names)]
-        ).first()
-        for i, n in enumerate(names):
-            failed = int(row[f"c{i}"] or 0)
-            if failed:
-                problems.append(f"{n} failed on {failed} row(s)")
+    for e, failed in zip(expectations, failure_counts(df, expectations), strict=True):
+        if failed:
+            label = e.key if e.statistics is None else f"{e.key}({_stats(e.statistics)})"
+            problems.append(f"{label} failed on {failed} row(s)")
     return problems
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
 
     from ingestion.contracts import Dataset
+    from transforms.silver.expectations import Plan
 
 ERROR_TYPE = "array<struct<column:string,check:string,value:string>>"
 
@@ -64,7 +65,7 @@ def cast_column(dataset: Dataset, name: str, dtype: T.DataType, *, exact: bool =
     """The typed value of bronze string column ``name`` (null when it does not convert).
 
     With ``exact``, a decimal that would be rounded to fit the declared scale is null (so a
-    cast error) too; without it (validation off) it is rounded, as ``try_cast`` does.
+    cast error) too; without it (the cast is not checked) it is rounded, as ``try_cast`` does.
     """
     raw = F.col(quote(name))
     fmt = dataset.format
@@ -166,32 +167,34 @@ def any_bit_set(prefix: str, indexes: list[int]) -> Column:
     return hit
 
 
-def castable_columns(dataset: Dataset) -> list[ContractColumn]:
-    """Contract columns that are cast from strings (and so can fail to), in declared order."""
-    return [c for c in contract_columns(dataset) if not isinstance(c.dtype, T.StringType)]
-
-
-def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -> DataFrame:
+def cast_bronze(dataset: Dataset, bronze: DataFrame, plan: Plan | None = None) -> DataFrame:
     """Typed contract columns + kept extras + lineage + parse info (+ cast-failure bits, ``_raw``).
 
     Contract columns bronze does not have (added to the contract later) come out as typed nulls.
-    With ``validate=False`` only the typed columns are built (no error tracking, no raw copy).
+    Only the columns whose cast the plan checks (``plan.cast_actions``; by default the
+    contract's plan) get failure bits and exact decimals; ``_raw`` is kept unless the plan is
+    empty (nothing can be quarantined).
     """
+    if plan is None:
+        from transforms.silver.expectations import compile_plan
+
+        plan = compile_plan(dataset)
     have = set(bronze.columns)
     typed_cols: list[Column] = []
     flags: list[Column] = []
     raw_fields: list[Column] = []
     for c in contract_columns(dataset):
+        checked = c.name in plan.cast_actions
         if c.name not in have:
             typed_cols.append(F.lit(None).cast(c.dtype).alias(c.name))
             raw_fields.append(F.lit(None).cast("string").alias(c.name))
-            if not isinstance(c.dtype, T.StringType):
+            if checked:
                 flags.append(F.lit(False))
             continue
-        typed = cast_column(dataset, c.name, c.dtype, exact=validate)
+        typed = cast_column(dataset, c.name, c.dtype, exact=checked)
         typed_cols.append(typed.alias(c.name))
         raw_fields.append(F.col(quote(c.name)).cast("string").alias(c.name))
-        failed = cast_failed(c.name, c.dtype, typed)
+        failed = cast_failed(c.name, c.dtype, typed) if checked else None
         if failed is not None:
             flags.append(failed)
     passthrough = [F.col(quote(c)) for c in extra_columns(dataset, bronze.columns)]
@@ -200,8 +203,7 @@ def cast_bronze(dataset: Dataset, bronze: DataFrame, *, validate: bool = True) -
         for c in (lake.CORRUPT_RECORD, lake.PARSE_ERROR)
     ]
     lineage = [F.col(c) for c in lake.LINEAGE_COLUMNS]
-    tracking: list[Column] = []
-    if validate:
-        tracking = [v.alias(k) for k, v in bit_columns(CAST_FAIL, flags).items()]
+    tracking = [v.alias(k) for k, v in bit_columns(CAST_FAIL, flags).items()] if flags else []
+    if not plan.is_empty():
         tracking.append(F.struct(*raw_fields).alias(RAW))
     return bronze.select(*typed_cols, *passthrough, *lineage, *meta, *tracking)

@@ -26,7 +26,8 @@ from ingestion.core.runs import RunRecord, recorded
 from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
-from transforms.silver.expectations import ERRORS
+from transforms.silver.casting import RAW
+from transforms.silver.expectations import ERRORS, Plan
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import Prepared, fail_reasons, prepare
 from transforms.silver.silver import (
@@ -39,7 +40,7 @@ from transforms.silver.silver import (
 from transforms.silver.source import bronze_range, read_range
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from ingestion.contracts import Catalog, Dataset
     from ingestion.core.config import Settings
@@ -58,7 +59,7 @@ def curate(
     dataset_name: str,
     *,
     settings: Settings | None = None,
-    validate: bool = True,
+    plan: Plan | None = None,
     transform: SilverTransform | None | object = _FIND,
     record_run: bool = True,
     lease_wait: float = 0.0,
@@ -69,7 +70,8 @@ def curate(
 
     Args:
         settings: the lease duration (``lease_seconds``); defaults apply without it.
-        validate: False switches validation off (benchmarks only): cast, dedupe and MERGE.
+        plan: the checks to run; by default compiled from the contract. ``Plan.empty()``
+            checks nothing (the benchmarks time the job without validation with it).
         transform: the dataset's silver transform; by default found in ``transforms.datasets``.
         record_run: append the run to the run ledger (system/runs).
         lease_wait: seconds to wait for a running curate or replay of the dataset to finish.
@@ -89,7 +91,7 @@ def curate(
         ) as lease,
         recorded(spark, storage, record, enabled=record_run),
     ):
-        _run(spark, storage, dataset, record, validate=validate, transform=fn, lease=lease)  # type: ignore[arg-type]
+        _run(spark, storage, dataset, record, plan=plan, transform=fn, lease=lease)  # type: ignore[arg-type]
     return record
 
 
@@ -99,7 +101,7 @@ def _run(
     dataset: Dataset,
     record: RunRecord,
     *,
-    validate: bool,
+    plan: Plan | None,
     transform: SilverTransform | None,
     lease: Lease,
 ) -> None:
@@ -136,7 +138,7 @@ def _run(
     prepared = prepare(
         dataset,
         read_range(spark, bronze_uri, rng),
-        validate=validate,
+        plan=plan,
         transform=transform,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
     )
@@ -160,17 +162,17 @@ def _write(
     silver_uri = storage.uri(lake.silver_table(dataset.name))
     quarantine_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
     counts = prepared.counts
-    record.rows_read = counts.get("rows", bronze_rows) if prepared.plan else bronze_rows
+    record.rows_read = counts["rows"]
     record.rules = dict(prepared.rule_counts)
     record.rows_warned = counts.get("warned", 0)
     record.rows_dropped = counts.get("dropped", 0)
     record.details.update(
         dataset_rules=prepared.dataset_rules,
-        uncompiled_checks=[u.key for u in prepared.plan.uncompiled] if prepared.plan else [],
+        uncompiled_checks=[u.key for u in prepared.plan.uncompiled],
         uncompiled_failed=prepared.uncompiled_failed,
-        validation=prepared.plan is not None,
+        validation=not prepared.plan.is_empty(),
     )
-    if prepared.plan and bronze_rows > counts.get("rows", 0):
+    if bronze_rows > counts["rows"]:
         record.rules["transform.filtered"] = bronze_rows - counts["rows"]
     for r in prepared.dataset_rules:
         if not r["passed"]:
@@ -189,15 +191,13 @@ def _write(
 
     silver_rows = prepared.silver_rows()
     problems = prepared.schema_problems
-    if problems and prepared.plan is None:
-        # Without validation there is no quarantine to send the batch to: refuse, write nothing.
+    if problems and RAW not in prepared.frame.columns:
+        # An empty plan keeps no raw values to quarantine the batch with: refuse, write nothing.
         state.pending = None
         st.save(storage, state)
         record.finish("failed", "breaking schema change: " + "; ".join(f"{c}: {why}" for c, why in problems))
         return
-    quarantined: DataFrame | None = None
-    if prepared.plan is not None:
-        quarantined = prepared.rows_at("quarantine")
+    quarantined = prepared.rows_at("quarantine")
     if problems:
         # A breaking schema change: the whole batch goes to quarantine, silver is not touched.
         reasons_col = F.array(
@@ -209,7 +209,7 @@ def _write(
             ]
         )
         blocked = prepared.kept_rows_with_errors().withColumn(ERRORS, F.concat(F.col(ERRORS), reasons_col))
-        quarantined = blocked if quarantined is None else quarantined.unionByName(blocked)
+        quarantined = quarantined.unionByName(blocked)
         blocked_rows = (
             counts.get("rows", 0)
             - counts.get("dropped", 0)
@@ -227,7 +227,7 @@ def _write(
     else:
         record.rows_quarantined = counts.get("quarantined", 0)
 
-    if not problems and (prepared.plan is None or counts.get("keepable", 0) > 0):
+    if not problems and counts["keepable"] > 0:
         started = time.perf_counter()
         version, metrics = merge(
             spark,
@@ -247,13 +247,12 @@ def _write(
         record.details.update(inserted=inserted, updated=updated, deleted=deleted)
         kept = int(metrics.get("numSourceRows", 0) or 0)  # one row per key after dedupe
         record.details["not_newer"] = kept - inserted - updated - deleted
-        if prepared.plan is not None:
-            record.details["superseded"] = counts.get("keepable", 0) - kept
+        record.details["superseded"] = counts["keepable"] - kept
 
     # MERGE first, then the append: each is idempotent by its own (txnAppId, E), so a crash
     # between them is completed by the rerun. (Running them on two threads measured no faster:
     # both keep every core busy.)
-    if quarantined is not None and record.rows_quarantined > 0:
+    if record.rows_quarantined > 0:
         rows = q.to_quarantine_rows(
             quarantined,
             contract=prepared.contract,
@@ -273,8 +272,6 @@ def _write(
     state.bronze_version = upto
     state.pending = None
     st.save(storage, state)
-    if prepared.plan is None:
-        record.rows_read = bronze_rows
     log.info(
         "curate %s: read %d, written %d, quarantined %d, dropped %d; rules %s",
         dataset.name,

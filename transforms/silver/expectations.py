@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 ERRORS = "_errors"
 SEVERITY = "_severity"
 SEVERITY_OF: dict[str, int] = {"warn": 1, "drop": 2, "quarantine": 3, "fail": 4}
-ACTION_OF = {v: k for k, v in SEVERITY_OF.items()}
 PARSE_COLUMN = "_record"
 
 CheckBuilder = Callable[["Column", Mapping[str, Any]], "Column"]
@@ -172,7 +171,11 @@ def _str_length(c: Column, s: Mapping[str, Any]) -> Column:
 # --- the plan -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Expectation:
-    """One row-level check: ``failed`` is a never-null boolean column."""
+    """One row-level check: ``failed`` is a never-null boolean column.
+
+    ``statistics`` are the pandera check's arguments (None for nullability, uniqueness and row
+    rules), so a report can name the check as declared: ``amount.greater_than_or_equal_to(0)``.
+    """
 
     column: str | None
     check: str
@@ -180,6 +183,7 @@ class Expectation:
     failed: Column
     value: Column
     describe: str
+    statistics: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -208,42 +212,91 @@ class Uncompiled:
 
 @dataclass
 class Plan:
-    """What the contract asks of each row and of the batch."""
+    """What the contract asks of each row and of the batch.
 
-    dataset: Dataset
+    :meth:`empty` checks nothing: curate with it to time the job without validation (the
+    benchmarks do); it runs the same pipeline, and every row is kept.
+    """
+
     expectations: list[Expectation] = field(default_factory=list)
     uncompiled: list[Uncompiled] = field(default_factory=list)
     cast_actions: dict[str, Action] = field(default_factory=dict)
     parse_action: Action = "quarantine"
 
-    def rule_keys(self) -> list[tuple[str | None, str]]:
-        """(column, check) of every row-level reason a run counts, in a stable order."""
-        keys: list[tuple[str | None, str]] = [(PARSE_COLUMN, "parse")]
-        keys += [(c, "cast") for c in self.cast_actions]
-        keys += [(e.column, e.check) for e in self.expectations]
-        return keys
+    @classmethod
+    def empty(cls) -> Plan:
+        """A plan with no checks: values cast as ``try_cast`` does, malformed rows kept."""
+        return cls(parse_action="warn")
+
+    def is_empty(self) -> bool:
+        """True when no row can fail: no checks, and malformed rows are kept."""
+        return not (self.expectations or self.uncompiled or self.cast_actions) and self.parse_action == "warn"
 
 
 def _failed(passes: Column) -> Column:
     return F.coalesce(~passes, F.lit(False))
 
 
+ActionFor = Callable[[str | None, str], "Action"]
+"""The action of a failed check: ``(column or None for a frame-level check, check name)``."""
+
+
 def compile_plan(dataset: Dataset) -> Plan:
     """Compile the dataset's pandera model, key and row rules into a :class:`Plan`."""
+
+    def action_for(column: str | None, check: str) -> Action:
+        if column is None:
+            return dataset.check_actions.get(check, dataset.check_action)
+        return dataset.action_for(column, check)
+
+    plan = compile_schema(
+        dataset.model().to_schema(), action_for=action_for, keys=dataset.primary_key, cast=True
+    )
+    plan.parse_action = dataset.check_actions.get(f"{PARSE_COLUMN}.parse", "quarantine")
+    for rule in dataset.rules:
+        plan.expectations.append(
+            Expectation(
+                None,
+                rule.name,
+                rule.action,
+                _failed(F.expr(rule.expr)),
+                F.lit(None).cast("string"),
+                rule.expr,
+            )
+        )
+    return plan
+
+
+def compile_schema(
+    schema: Any, *, action_for: ActionFor, keys: tuple[str, ...] = (), cast: bool = False
+) -> Plan:
+    """Compile a pandera schema's column and frame checks into a :class:`Plan`.
+
+    Silver (:func:`compile_plan`) and gold's contract check share this walk.
+
+    Args:
+        schema: a ``pandera.pyspark.DataFrameSchema`` (``Model.to_schema()``).
+        action_for: the action of each failed check.
+        keys: the primary key: never null (a warn on it becomes quarantine), its uniqueness
+            left to dedupe.
+        cast: the frame's non-string columns were cast from strings (bronze): each gets a
+            ``cast`` check, and a value that did not cast is not also reported as null.
+
+    Returns:
+        The plan; its ``parse_action`` is the default, and it has no row rules.
+    """
     import pyspark.sql.types as T
 
-    schema = dataset.model().to_schema()
-    plan = Plan(dataset=dataset)
-    plan.parse_action = dataset.check_actions.get(f"{PARSE_COLUMN}.parse", "quarantine")
-    keys = set(dataset.primary_key)
+    plan = Plan()
+    key_set = set(keys)
     for name, col in schema.columns.items():
         c = F.col(quote(name))
         as_text = c.cast("string")
-        if not isinstance(col.dtype.type, T.StringType):
-            plan.cast_actions[name] = dataset.action_for(name, "cast")
-        if not col.nullable or name in keys:
-            action = dataset.action_for(name, "not_nullable")
-            if name in keys and action == "warn":
+        if cast and not isinstance(col.dtype.type, T.StringType):
+            plan.cast_actions[name] = action_for(name, "cast")
+        if not col.nullable or name in key_set:
+            action = action_for(name, "not_nullable")
+            if name in key_set and action == "warn":
                 action = "quarantine"  # a null key cannot be merged; never keep it
             missing = c.isNull()
             if name in plan.cast_actions:
@@ -254,7 +307,7 @@ def compile_plan(dataset: Dataset) -> Plan:
             )
         for check in col.checks:
             builder = builder_for(check.name)
-            action = dataset.action_for(name, check.name)
+            action = action_for(name, check.name)
             if builder is None:
                 plan.uncompiled.append(
                     Uncompiled(name, check.name, str(check.error or check.name), action, check, col.dtype)
@@ -268,25 +321,26 @@ def compile_plan(dataset: Dataset) -> Plan:
                     _failed(builder(c, check.statistics)),
                     as_text,
                     str(check.error or check.name),
+                    dict(check.statistics or {}),
                 )
             )
-        if getattr(col, "unique", False) and name not in keys:
+        if getattr(col, "unique", False) and name not in key_set:
             # The key's uniqueness is what dedupe guarantees; other unique columns are checked.
             dup = F.count(F.lit(1)).over(Window.partitionBy(c)) > 1
             plan.expectations.append(
-                Expectation(name, "unique", dataset.action_for(name, "unique"), dup, as_text, "unique")
+                Expectation(name, "unique", action_for(name, "unique"), dup, as_text, "unique")
             )
     unique = schema.unique
     if unique:
         cols = [unique] if isinstance(unique, str) else list(unique)
-        if set(cols) != keys:
+        if set(cols) != key_set:
             dup = F.count(F.lit(1)).over(Window.partitionBy(*[F.col(quote(u)) for u in cols])) > 1
             label = ",".join(cols)
             plan.expectations.append(
                 Expectation(
                     label,
                     "unique",
-                    dataset.action_for(label, "unique"),
+                    action_for(label, "unique"),
                     dup,
                     F.concat_ws(",", *[F.col(quote(u)).cast("string") for u in cols]),
                     f"unique({label})",
@@ -294,24 +348,7 @@ def compile_plan(dataset: Dataset) -> Plan:
             )
     for check in getattr(schema, "checks", None) or []:
         plan.uncompiled.append(
-            Uncompiled(
-                None,
-                check.name,
-                str(check.error or check.name),
-                dataset.check_actions.get(check.name, dataset.check_action),
-                check,
-            )
-        )
-    for rule in dataset.rules:
-        plan.expectations.append(
-            Expectation(
-                None,
-                rule.name,
-                rule.action,
-                _failed(F.expr(rule.expr)),
-                F.lit(None).cast("string"),
-                rule.expr,
-            )
+            Uncompiled(None, check.name, str(check.error or check.name), action_for(None, check.name), check)
         )
     return plan
 
@@ -389,6 +426,20 @@ def count_columns(plan: Plan) -> dict[str, Column]:
     for i, e in enumerate(plan.expectations):
         out[e.key] = F.sum(bit_set(FAIL, i).cast("long"))
     return out
+
+
+def failure_counts(df: DataFrame, expectations: list[Expectation]) -> list[int]:
+    """Rows failing each of ``expectations`` on a typed frame, in one aggregation.
+
+    For frames that are not bronze-shaped (gold's output): no parse or cast bits.
+    """
+    if not expectations:
+        return []
+    bits = bit_columns(FAIL, [e.failed for e in expectations])
+    sums = [F.sum(bit_set(FAIL, i).cast("long")).alias(f"c{i}") for i in range(len(expectations))]
+    row = df.withColumns(bits).agg(*sums).first()
+    assert row is not None  # an aggregation without grouping returns one row
+    return [int(row[f"c{i}"] or 0) for i in range(len(expectations))]
 
 
 def bit_column_names(df: DataFrame) -> list[str]:

@@ -102,8 +102,7 @@ class Prepared:
     """
 
     frame: DataFrame
-    plan: Plan | None
-    window: Any
+    plan: Plan
     contract: list[str]
     extras: list[str]
     counts: dict[str, Any] = field(default_factory=dict)
@@ -115,30 +114,18 @@ class Prepared:
     stable: bool = False
 
     def silver_rows(self) -> DataFrame:
-        """One row per key, the newest kept row: what the MERGE gets.
-
-        Validated, the rank is stored with the rows (see :func:`prepare`); without validation
-        (benchmarks) the window runs here, inside the MERGE's source.
-        """
-        df = self.frame
-        if RANK in df.columns:
-            df = df.where((F.col(RANK) == 1) & (F.col(SEVERITY) <= KEEP_MAX))
-        else:
-            df = df.withColumn(RANK, F.row_number().over(self.window)).where(F.col(RANK) == 1)
-        return _silver_columns(df)
+        """One row per key, the newest kept row: what the MERGE gets (ranked in :func:`prepare`)."""
+        return _silver_columns(self.frame.where((F.col(RANK) == 1) & (F.col(SEVERITY) <= KEEP_MAX)))
 
     def rows_at(self, action: str) -> DataFrame:
         """The rows whose action is ``action``, with their ``_errors``."""
-        assert self.plan is not None
         return with_errors(self.frame.where(F.col(SEVERITY) == SEVERITY_OF[action]), self.plan)
 
     def kept_rows_with_errors(self) -> DataFrame:
         """Every row bound for silver (also superseded ones), with ``_errors`` (maybe empty)."""
-        assert self.plan is not None
         return with_errors(self.frame.where(F.col(SEVERITY) <= KEEP_MAX), self.plan)
 
     def all_rows_with_errors(self) -> DataFrame:
-        assert self.plan is not None
         return with_errors(self.frame, self.plan)
 
     def release(self) -> None:
@@ -156,12 +143,15 @@ def prepare(
     dataset: Dataset,
     rows: DataFrame,
     *,
-    validate: bool = True,
+    plan: Plan | None = None,
     transform: SilverTransform | None = None,
     dataset_rules: bool = True,
     schema_check: Callable[[StructType], list[tuple[str, str]]] | None = None,
 ) -> Prepared:
     """Cast, transform, validate and rank ``rows`` (bronze-shaped); materialize and count them.
+
+    ``plan`` is what to check; by default the contract's (:func:`compile_plan`). An empty plan
+    (:meth:`Plan.empty`) runs the same steps and keeps every row.
 
     ``schema_check`` gets the schema silver would receive and returns breaking problems; when
     there are some, every row keeps its raw values (the whole batch will go to quarantine).
@@ -173,7 +163,8 @@ def prepare(
     """
     contract = [c.name for c in contract_columns(dataset)]
     extras = extra_columns(dataset, rows.columns)
-    typed = cast_bronze(dataset, rows, validate=validate)
+    plan = compile_plan(dataset) if plan is None else plan
+    typed = cast_bronze(dataset, rows, plan)
     if transform is not None:
         typed = apply_transform(dataset, typed, transform)
     summary = pandera_schema_summary(dataset, typed.select(*[quote(c) for c in contract]))
@@ -181,10 +172,9 @@ def prepare(
         raise CurateError(
             dataset.name, f"typed batch does not match the contract's schema: {summary}", "schema_mismatch"
         )
-    plan = compile_plan(dataset) if validate else None
-    df = apply_plan(typed, plan, errors=False) if plan is not None else typed
+    df = apply_plan(typed, plan, errors=False)
     problems = schema_check(_silver_columns(df).schema) if schema_check is not None else []
-    if plan is not None and not problems:
+    if RAW in df.columns and not problems:
         # Only rows bound for quarantine need their raw strings: null the rest before the
         # shuffle and the checkpoint, so neither carries them. (A breaking schema change sends
         # the whole batch to quarantine, raw strings and all.)
@@ -192,16 +182,10 @@ def prepare(
     # One window serves dedupe and key uniqueness: the newest kept row of each key wins.
     order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
     by_key = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key])
-    window = by_key.orderBy(*order)
-    if plan is not None:
-        # Rows bound for silver rank before the others, so rank 1 is the newest *kept* row.
-        keep_first = F.when(F.col(SEVERITY) <= KEEP_MAX, F.lit(0)).otherwise(F.lit(1))
-        df = df.withColumn(RANK, F.row_number().over(by_key.orderBy(keep_first, *order)))
-    prepared = Prepared(
-        frame=df, plan=plan, window=window, contract=contract, extras=extras, schema_problems=problems
-    )
-    if plan is None:
-        return prepared  # nothing to count: Delta's commit metrics give the row counts
+    # Rows bound for silver rank before the others, so rank 1 is the newest *kept* row.
+    keep_first = F.when(F.col(SEVERITY) <= KEEP_MAX, F.lit(0)).otherwise(F.lit(1))
+    df = df.withColumn(RANK, F.row_number().over(by_key.orderBy(keep_first, *order)))
+    prepared = Prepared(frame=df, plan=plan, contract=contract, extras=extras, schema_problems=problems)
     started = time.perf_counter()
     df, prepared.stable = _materialize(df)
     prepared.frame = df
@@ -231,7 +215,6 @@ def _materialize(df: DataFrame) -> tuple[DataFrame, bool]:
 
 def _count(prepared: Prepared, dataset: Dataset, *, dataset_rules: bool) -> None:
     """Every count and dataset rule, in one aggregation over the materialized frame."""
-    assert prepared.plan is not None
     sev = F.col(SEVERITY)
     aggs: dict[str, Any] = {
         "rows": F.count(F.lit(1)),
@@ -262,8 +245,6 @@ def fail_reasons(prepared: Prepared) -> list[str]:
     """Why the batch must not be written (the ``fail`` actions that fired), or []."""
     reasons: list[str] = []
     plan = prepared.plan
-    if plan is None:
-        return reasons
     if prepared.counts.get("failed"):
         fail_keys = {e.key for e in plan.expectations if e.action == "fail"}
         fail_keys |= {f"{c}.cast" for c, a in plan.cast_actions.items() if a == "fail"}

@@ -96,7 +96,6 @@ def _run(
     prepared = prepare(
         dataset,
         rows,
-        validate=True,
         transform=transform,
         dataset_rules=False,
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),

@@ -180,8 +180,3 @@ def _with_jars(builder: SparkSession.Builder, folder: Path) -> SparkSession.Buil
 
         raise ConfigError(f"no Delta jars in {folder}")
     return builder.config("spark.jars", ",".join(jars))
-
-
-def spark_major_minor(spark: SparkSession) -> tuple[int, int]:
-    major, minor = spark.version.split(".")[:2]
-    return int(major), int(minor)

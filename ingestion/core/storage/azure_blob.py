@@ -186,15 +186,6 @@ class BlobStorage(Storage):
             raise NotFoundError(path)
         return self._container(zone).get_blob_client(rest)
 
-    def path_of(self, container: str, blob: str) -> str | None:
-        """The lake path of ``blob`` in ``container``, or None when no zone maps there."""
-        from ingestion.core.config import ZONES
-
-        for zone in ZONES:
-            if self.container_name(zone) == container:
-                return f"{zone}/{blob.strip('/')}"
-        return None
-
     # --- Storage ---------------------------------------------------------------------------------
     def info(self, path: str) -> ObjectInfo | None:
         zone, rest = split_zone(path)

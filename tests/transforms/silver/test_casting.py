@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 
 from ingestion.contracts import Dataset, JsonLines
 from transforms.silver.casting import CAST_FAIL, RAW, bit_set, cast_bronze
+from transforms.silver.expectations import Plan
 
 LINEAGE = (
     "_source_path string, _source_sha256 string, _source_row long, _ingested_at timestamp, _batch_id long"
@@ -97,7 +98,7 @@ def test_casts_with_formats_and_try_semantics(spark):
 
 
 def test_without_validation_only_typed_columns(spark):
-    df = cast_bronze(DS, bronze(spark, [("ok", "1", "1", None, None, None, None)]), validate=False)
+    df = cast_bronze(DS, bronze(spark, [("ok", "1", "1", None, None, None, None)]), Plan.empty())
     assert RAW not in df.columns and not [c for c in df.columns if c.startswith(CAST_FAIL)]
 
 
@@ -127,5 +128,5 @@ def test_a_decimal_that_would_be_rounded_is_a_cast_error(spark):
     )
     assert_df_equality(got, expected, ignore_nullable=True)
     # Without validation (benchmarks only) try_cast's rounding stands.
-    off = cast_bronze(DS, bronze(spark, [("rounds", None, "12.345", None, None, None, None)]), validate=False)
+    off = cast_bronze(DS, bronze(spark, [("rounds", None, "12.345", None, None, None, None)]), Plan.empty())
     assert off.first()["d"] == Decimal("12.35")

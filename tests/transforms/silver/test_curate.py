@@ -565,7 +565,7 @@ def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
     ds = Catalog([items_dataset()]).get("items")
     write_bronze("items", ITEMS, [item("a"), item("b", qty="0"), item("a", qty="3")], batch=1)
     bronze = spark.read.format("delta").load(lake.uri("bronze/items"))
-    prepared = prepare(ds, bronze, validate=True)
+    prepared = prepare(ds, bronze)
     ours = int(prepared.frame._jdf.queryExecution().analyzed().rdd().id())
     seen: list[str | None] = []
     execute = DeltaMergeBuilder.execute
