@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
+from ingestion.core.reasons import EventCode
+
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 BLOB_RENAMED = "Microsoft.Storage.BlobRenamed"
 DIRECTORY_RENAMED = "Microsoft.Storage.DirectoryRenamed"
@@ -40,7 +42,7 @@ class Landed:
 class Ignored:
     """An event that must not become an ingest, with why."""
 
-    reason_code: str
+    reason_code: EventCode
     reason: str
     event_type: str | None = None
     event_id: str | None = None
@@ -61,7 +63,7 @@ def classify(
     if event_type == BLOB_CREATED:
         if api not in COMPLETED_WRITE_APIS:
             return Ignored(
-                "incomplete_write",
+                EventCode.INCOMPLETE_WRITE,
                 f"BlobCreated by {api or 'an unnamed API'} is not a completed write "
                 f"(only {', '.join(sorted(COMPLETED_WRITE_APIS))} count)",
                 event_type,
@@ -69,15 +71,15 @@ def classify(
             )
         where = _location(data.get("url"), subject)
         if where is None:
-            return Ignored("no_location", "event names no blob URL or subject", event_type, event_id)
+            return Ignored(EventCode.NO_LOCATION, "event names no blob URL or subject", event_type, event_id)
         return Landed("file", *where, event_type=event_type, api=api, event_id=event_id)
     if event_type in (BLOB_RENAMED, DIRECTORY_RENAMED):
         where = _location(data.get("destinationUrl"), subject)
         if where is None:
-            return Ignored("no_location", "rename event names no destination", event_type, event_id)
+            return Ignored(EventCode.NO_LOCATION, "rename event names no destination", event_type, event_id)
         kind: Literal["file", "directory"] = "file" if event_type == BLOB_RENAMED else "directory"
         return Landed(kind, *where, event_type=event_type, api=api, event_id=event_id)
-    return Ignored("event_type", f"{event_type} does not land a file", event_type, event_id)
+    return Ignored(EventCode.EVENT_TYPE, f"{event_type} does not land a file", event_type, event_id)
 
 
 def _location(url: str | None, subject: str | None) -> tuple[str, str] | None:

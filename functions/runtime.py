@@ -33,6 +33,7 @@ from ingestion.contracts import Catalog
 from ingestion.contracts.paths import check_landing_path
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import RejectedPathError
+from ingestion.core.reasons import EventCode
 from ingestion.core.storage import Storage, open_storage
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import UNROUTED, entry_key
@@ -130,6 +131,7 @@ class LandingRuntime:
             BatchPolicy(settings.batching),
             submitter if submitter is not None else submitter_from_settings(settings),
             clock=clock,
+            retry=settings.retry,
         )
         self.poison = PoisonBox(storage, max_attempts=settings.poison_max_attempts, clock=clock)
         container_name = getattr(storage, "container_name", None)
@@ -160,7 +162,7 @@ class LandingRuntime:
             return Handled(
                 "ignored",
                 name,
-                reason_code="other_container",
+                reason_code=EventCode.OTHER_CONTAINER,
                 reason=f"container {blob.container_name!r} is not the landing container",
             )
         try:
@@ -168,7 +170,7 @@ class LandingRuntime:
         except ResourceNotFoundError:
             return self._gone(name)
         if is_directory(props):
-            return Handled("ignored", name, reason_code="directory", reason="a directory, not a file")
+            return Handled("ignored", name, reason_code=EventCode.DIRECTORY, reason="a directory, not a file")
         return self.handle_file(name, etag=normalize_etag(props.etag), size=int(props.size or 0))
 
     # --- Event Grid ----------------------------------------------------------------------------
@@ -191,7 +193,7 @@ class LandingRuntime:
                 Handled(
                     "ignored",
                     verdict.name,
-                    reason_code="other_container",
+                    reason_code=EventCode.OTHER_CONTAINER,
                     reason=f"container {verdict.container!r} is not the landing container",
                 )
             ]
@@ -210,7 +212,7 @@ class LandingRuntime:
                 Handled(
                     "ignored",
                     verdict.name,
-                    reason_code="empty_directory",
+                    reason_code=EventCode.EMPTY_DIRECTORY,
                     reason="renamed directory holds no files",
                 )
             ]
@@ -241,7 +243,7 @@ class LandingRuntime:
                 name,
                 etag=etag,
                 size=0,
-                reason_code="zero_length",
+                reason_code=EventCode.ZERO_LENGTH,
                 reason="zero-length file (a CreateFile before its data, or empty)",
             )
         dataset = self._dataset_of(name)
@@ -332,7 +334,7 @@ class LandingRuntime:
         return Handled(
             "ignored",
             name,
-            reason_code="gone",
+            reason_code=EventCode.GONE,
             reason="the blob no longer exists (deleted or renamed since the event)",
         )
 

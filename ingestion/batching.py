@@ -27,8 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ingestion.core.config import BatchingSettings, Settings
-from ingestion.core.errors import HeadwaterError, LeaseHeldError
+from ingestion.core.config import BatchingSettings, RetrySettings, Settings
+from ingestion.core.errors import HeadwaterError, LeaseHeldError, classify, one_line
+from ingestion.core.errors import describe as describe_error
+from ingestion.core.reasons import Code, RunCode
 from ingestion.events.ledger import Ledger, QueuedFile
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,10 @@ class BatchPolicy:
 
 
 class BatchingConfigError(HeadwaterError):
+    """Batching thresholds that cannot work (zero or negative)."""
+
+    code = RunCode.BATCHING_CONFIG
+
     def __init__(self, dataset: str, problem: str) -> None:
         super().__init__(f"batching thresholds for {dataset!r}: {problem}")
         self.dataset = dataset
@@ -120,6 +126,8 @@ class Submitter(Protocol):
 
 class SubmitError(HeadwaterError):
     """A run could not be started or failed; the dataset's files stay queued."""
+
+    code = RunCode.SUBMIT
 
     def __init__(self, dataset: str, reason: str) -> None:
         super().__init__(f"ingest run of {dataset!r} failed: {reason}")
@@ -165,7 +173,9 @@ class TriggerResult:
     decision: Decision | None = None  # the last evaluation
     runs: list[dict[str, Any]] = field(default_factory=list)  # each run's summary
     started_by: list[Decision] = field(default_factory=list)  # the decision that started each run
-    error: str | None = None
+    error: str | None = None  # "<ExceptionClass>: <one line>"; the code is in ``code``
+    code: Code | None = None
+    attempts: int = 0  # submits of the last run (transient failures are retried)
 
 
 class Batcher:
@@ -177,6 +187,7 @@ class Batcher:
         submitter: starts a run.
         clock: seconds since the epoch (injected so tests can move time).
         max_runs: safety bound on back-to-back runs for one trigger.
+        retry: attempts at a run that fails transiently (terminal failures are not retried).
     """
 
     def __init__(
@@ -187,12 +198,16 @@ class Batcher:
         *,
         clock: Callable[[], float] = time.time,
         max_runs: int = 10,
+        retry: RetrySettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.ledger = ledger
         self.policy = policy
         self.submitter = submitter
         self.clock = clock
         self.max_runs = max_runs
+        self.retry = retry or RetrySettings(attempts=1)
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._active: set[str] = set()
         self._rerun: set[str] = set()
@@ -264,20 +279,42 @@ class Batcher:
             decision.bytes,
             decision.reason or "coalesced trigger",
         )
-        try:
-            summary = self.submitter.submit(dataset)
-        except LeaseHeldError as err:
-            # Another process is writing this dataset. Its files stay queued: that process's
-            # batcher re-evaluates when its run ends, and the reconcile timer sweeps every dataset.
-            log.info("ingest of %s: %s; trigger coalesced into that run", dataset, err)
-            result.outcome = "coalesced"
-            result.error = str(err)
-            return False
-        except Exception as err:  # noqa: BLE001 - a failed run must not fail the event
-            log.exception("ingest of %s failed; its files stay queued", dataset)
-            result.outcome = "failed"
-            result.error = f"{type(err).__name__}: {err}"
-            return False
+        result.attempts = 0
+        while True:
+            result.attempts += 1
+            try:
+                summary = self.submitter.submit(dataset)
+                break
+            except LeaseHeldError as err:
+                # Another process is writing this dataset. Its files stay queued: that process's
+                # batcher re-evaluates when its run ends, and the reconcile timer sweeps every dataset.
+                log.info("ingest of %s: %s; trigger coalesced into that run", dataset, err)
+                result.outcome = "coalesced"
+                result.error = str(err)
+                result.code = err.code
+                return False
+            except Exception as err:  # noqa: BLE001 - a failed run must not fail the event
+                code, transient = classify(err)
+                if transient and result.attempts < self.retry.attempts:
+                    wait = min(
+                        self.retry.wait_seconds * 2 ** (result.attempts - 1), self.retry.max_wait_seconds
+                    )
+                    log.warning(
+                        "ingest of %s failed (%s); retrying in %.1fs", dataset, describe_error(err), wait
+                    )
+                    self.sleep(wait)
+                    continue
+                # Terminal, or transient past the bound: fail now, with the code.
+                log.error(
+                    "ingest of %s failed: %s; its files stay queued",
+                    dataset,
+                    describe_error(err),
+                    exc_info=True,
+                )
+                result.outcome = "failed"
+                result.error = f"{type(err).__name__}: {one_line(err)}"
+                result.code = code
+                return False
         result.runs.append(summary if isinstance(summary, dict) else {"result": summary})
         result.started_by.append(decision)
         result.outcome = "ran"
@@ -296,4 +333,5 @@ def describe(result: TriggerResult) -> dict[str, Any]:
         out["decision"] = asdict(result.decision)
     if result.error:
         out["error"] = result.error
+        out["code"] = result.code
     return out

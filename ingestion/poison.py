@@ -1,9 +1,11 @@
 """Poison handling: a landed blob whose handling keeps failing is parked, not retried forever.
 
-Each failure of one version of a file (path + etag) is counted in the system zone. Below the
-bound the error propagates, so the trigger's own retry (the Functions host redelivers) tries
-again; at the bound the file is parked with its reason and the call returns normally, so the
-host stops retrying it and every other blob carries on. A parked version stays parked until
+Each failure of one version of a file (path + etag) is counted in the system zone. A transient
+failure (``ingestion.core.errors.classify``: storage, the engine, an unknown exception) below the
+bound propagates, so the trigger's own retry (the Functions host redelivers) tries again; at the
+bound, or at once for a terminal failure (retrying cannot help), the file is parked with its
+reason code and the call returns normally, so the host stops retrying it and every other blob
+carries on. A parked version stays parked until
 released; a new version of the file (new etag) starts afresh.
 
 Layout::
@@ -22,7 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
 
-from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError, classify, one_line
+from ingestion.core.reasons import Code
 from ingestion.core.storage import Storage
 from ingestion.events.ledger import UNROUTED, entry_key
 
@@ -35,7 +38,8 @@ T = TypeVar("T")
 class Failure:
     at: float
     error: str  # exception type and message
-    code: str  # a stable reason code (the exception's class name unless given)
+    code: str  # a reason code (ingestion.core.reasons); records before the enums hold class names
+    transient: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,14 +146,16 @@ class PoisonBox:
         etag: str,
         dataset: str,
         size: int | None = None,
-        code: str | None = None,
+        code: Code | None = None,
     ) -> PoisonRecord | None:
-        """Count one failure; park and return the record when the bound is reached."""
+        """Count one failure; park and return the record at the bound, or at once when terminal."""
         key = entry_key(path, etag)
+        found, transient = classify(err)
         failure = Failure(
             at=self.clock(),
-            error=f"{type(err).__name__}: {err}"[:2000],
-            code=code or getattr(err, "code", None) or type(err).__name__,
+            error=f"{type(err).__name__}: {one_line(err)}",
+            code=str(code or found),
+            transient=transient,
         )
         failures = self._add_failure(key, failure)
         log.warning(
@@ -160,7 +166,7 @@ class PoisonBox:
             self.max_attempts,
             failure.error,
         )
-        if len(failures) < self.max_attempts:
+        if transient and len(failures) < self.max_attempts:
             return None
         record = PoisonRecord(
             dataset=dataset,

@@ -6,6 +6,12 @@ Order of events, and why each crash point is safe:
 2. Resume the open batch manifest, or write ``batches/<n>`` listing (path, etag, sha256) of the
    queued files *before* writing any data. Crash here -> the next run resumes batch n.
 3. Read all files of the batch in one pass; files that cannot be read at all are set aside.
+   The sha256 pass of step 2 already decompressed every ``.gz`` file, so a truncated gzip is
+   rejected (``bad_gzip``) before Spark sees it. When the batch read still fails, each file is
+   read alone: one that fails alone is rejected (``unreadable``), recorded in the manifest, and
+   the rest of the batch lands in the same run. A failure no file explains (storage, cluster)
+   is transient: the batch is tried ``settings.retry.attempts`` times, then marked ``failed``
+   with its reason until an operator runs ``headwater batches retry|abandon``.
 4. Append to bronze with Delta's idempotent-write options (``txnAppId`` per dataset,
    ``txnVersion`` = n). Crash after the commit -> the rerun's append of batch n is skipped by
    Delta; we find the version it made by the commit's ``userMetadata``.
@@ -23,11 +29,21 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from ingestion.bronze.content import ContentScan
 from ingestion.bronze.manifest import Manifest, ManifestFile, Manifests
-from ingestion.bronze.sniff import sniff
+from ingestion.bronze.sniff import is_gzip_name, sniff
 from ingestion.contracts import Catalog, Csv, Dataset, JsonArray, JsonLines, Parquet
 from ingestion.core.config import Settings, get_settings
-from ingestion.core.errors import AlreadyExistsError, FileRejectedError
+from ingestion.core.errors import (
+    AlreadyExistsError,
+    BatchFailedError,
+    FileRejectedError,
+    HeadwaterError,
+    LeaseHeldError,
+    classify,
+    describe,
+    one_line,
+)
 from ingestion.core.lake import (
     BATCH_ID,
     CORRUPT_RECORD,
@@ -41,6 +57,7 @@ from ingestion.core.lake import (
     quarantine_files,
 )
 from ingestion.core.lease import Lease
+from ingestion.core.reasons import FileCode, RunCode
 from ingestion.core.runs import RunLedger, RunRecord
 from ingestion.core.storage import Storage
 from ingestion.events import Ledger, LedgerEntry
@@ -73,6 +90,8 @@ class IngestResult:
     files_rejected: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
     status: str = "succeeded"
+    error: str | None = None  # "<code>: <one line>" when the run failed
+    attempts: int = 0  # attempts at the batch in this run
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -126,11 +145,7 @@ class IngestJob:
             result.resumed = manifest.run_id != record.run_id
             record.input_from = record.input_to = manifest.batch
             self.fault("after_manifest")
-            lease.check()
-            self._write(ds, manifest, manifests, result)
-            lease.check()
-            self.fault("after_commit")
-            self._close(ds, manifest, manifests, result)
+            self._attempt(ds, manifest, manifests, result, lease)
             record.output_version = result.bronze_version
             record.rows_read = record.rows_written = result.rows
             record.details = {
@@ -143,8 +158,11 @@ class IngestJob:
             record.finish("succeeded")
             return result
         except Exception as err:
-            record.finish("failed", f"{type(err).__name__}: {err}")
+            # The ledger and the caller get a code and one line; the trace goes to the log only.
+            result.error = describe(err) if not isinstance(err, BatchFailedError) else err.reason
+            record.finish("failed", result.error)
             result.status = "failed"
+            log.error("ingest of %s failed: %s", ds.name, result.error, exc_info=True)
             raise
         finally:
             lease.release()
@@ -159,6 +177,9 @@ class IngestJob:
         if latest is not None and latest.status == "open":
             log.info("resuming open batch %s of %s", latest.batch, ds.name)
             return latest
+        if latest is not None and latest.status == "failed":
+            # Bronze's idempotent writes need batches in order: an operator decides first.
+            raise BatchFailedError(ds.name, latest.batch, latest.error or "unknown")
         queued = self.ledger.queued(ds.name)
         if max_files:
             queued = queued[:max_files]
@@ -196,22 +217,136 @@ class IngestJob:
                 sha256="",
                 disposition="rejected",
                 reason="file no longer in landing",
-                reason_code="missing",
+                reason_code=FileCode.MISSING,
             )
-        sha = self.storage.sha256(f"landing/{entry.path}")
+        # The hash pass reads every byte anyway: the gzip stream is checked in the same read.
+        scan = ContentScan(gz=is_gzip_name(entry.path))
+        sha = self.storage.sha256(f"landing/{entry.path}", observe=scan.feed)
+        scan.finish()
         mf = ManifestFile(key=entry.key, path=entry.path, etag=info.etag, size=info.size, sha256=sha)
-        if (entry.path, sha) in seen or self.ledger.was_ingested(ds.name, entry.path, sha):
+        if scan.gzip_error is not None:
+            self._reject(mf, scan.gzip_error, FileCode.BAD_GZIP)
+        elif (entry.path, sha) in seen or self.ledger.was_ingested(ds.name, entry.path, sha):
             mf.disposition = "unchanged"
             mf.reason = "identical bytes already in bronze for this path"
         seen.add((entry.path, sha))
         return mf
 
+    def _attempt(
+        self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult, lease: Lease
+    ) -> None:
+        """Write, then close the batch, each retried on transient failures; at the bound, failed."""
+        self._retried(
+            ds, manifest, manifests, result, lambda: self._write(ds, manifest, manifests, result), lease
+        )
+        self.fault("after_commit")
+        self._retried(
+            ds, manifest, manifests, result, lambda: self._close(ds, manifest, manifests, result), lease
+        )
+
+    def _retried(
+        self,
+        ds: Dataset,
+        manifest: Manifest,
+        manifests: Manifests,
+        result: IngestResult,
+        step: Callable[[], None],
+        lease: Lease,
+    ) -> None:
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        retry = self.settings.retry
+
+        def once() -> None:
+            result.attempts += 1
+            lease.check()
+            step()
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: classify(e)[1] and not isinstance(e, LeaseHeldError)),
+            stop=stop_after_attempt(retry.attempts),
+            wait=wait_exponential(multiplier=retry.wait_seconds, max=retry.max_wait_seconds),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "ingest of %s batch %s: attempt %d failed (%s); retrying",
+                ds.name,
+                manifest.batch,
+                state.attempt_number,
+                describe(state.outcome.exception()) if state.outcome and state.outcome.exception() else "?",
+            ),
+        )
+        try:
+            retrying(once)
+        except LeaseHeldError:
+            raise  # another writer owns the dataset now (lease lost); the batch is theirs to finish
+        except Exception as err:
+            manifest.attempts += result.attempts
+            manifest.error = describe(err)
+            manifest.status = "failed"
+            try:
+                manifests.save(manifest)
+            except Exception:  # noqa: BLE001 - the store may be what failed; the batch stays open
+                log.exception("could not mark batch %s of %s failed", manifest.batch, ds.name)
+                raise err from None
+            raise BatchFailedError(ds.name, manifest.batch, manifest.error) from err
+
     def _write(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
-        uri = self.storage.uri(bronze_table(ds.name))
-        tag = f"{app_id(ds.name)}:{manifest.batch}"
         from ingestion.core.spark.delta import find_commit
 
-        committed = find_commit(self.spark, uri, tag)
+        uri = self.storage.uri(bronze_table(ds.name))
+        committed = find_commit(self.spark, uri, f"{app_id(ds.name)}:{manifest.batch}")
+        try:
+            self._land(ds, manifest, manifests, result, committed)
+        except HeadwaterError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the engine failed: is one file to blame?
+            if classify(err)[0] is RunCode.STORAGE or not self._isolate(ds, manifest, err):
+                raise  # the store failed, or no file fails alone: outside any one file
+            manifests.save(manifest)  # the rejection is part of the batch's record, before the retry
+            self._land(ds, manifest, manifests, result, committed)
+
+    def _isolate(self, ds: Dataset, manifest: Manifest, err: Exception) -> bool:
+        """Read each file of a failed batch read alone; reject those that fail alone."""
+        log.warning(
+            "batch %s of %s failed to read (%s); reading its files one by one",
+            manifest.batch,
+            ds.name,
+            one_line(err),
+        )
+        found = False
+        for f in manifest.by_disposition("ingest"):
+            try:
+                self._probe(ds, f)
+            except FileRejectedError as rejected:
+                self._reject(f, rejected.reason, rejected.code)
+                found = True
+            except HeadwaterError:
+                raise
+            except Exception as alone:  # noqa: BLE001 - whatever the engine raises names this file
+                if classify(alone)[0] is RunCode.STORAGE:
+                    raise  # the store failed while reading it: not the file's fault
+                self._reject(f, f"the engine cannot read this file: {one_line(alone)}", FileCode.UNREADABLE)
+                found = True
+        return found
+
+    def _probe(self, ds: Dataset, f: ManifestFile) -> None:
+        """Read one file to the end on the engine (the ``noop`` sink evaluates every column)."""
+        header = sniff(self.storage, ds, f.path, f.size).header
+        raw, _ = self._scan(ds, [(f, header)])
+        raw.write.format("noop").mode("overwrite").save()
+
+    def _land(
+        self,
+        ds: Dataset,
+        manifest: Manifest,
+        manifests: Manifests,
+        result: IngestResult,
+        committed: int | None,
+    ) -> None:
+        from ingestion.core.spark.delta import find_commit
+
+        uri = self.storage.uri(bronze_table(ds.name))
+        tag = f"{app_id(ds.name)}:{manifest.batch}"
         todo = manifest.by_disposition("ingest")
         if not todo:
             return
@@ -260,25 +395,13 @@ class IngestJob:
         if not readable:
             return None
         by_uri = {_norm(self.storage.uri(f"landing/{f.path}")): f for f, _ in readable}
-        uris = [self.storage.uri(f"landing/{f.path}") for f, _ in readable]
-        fmt = ds.format
         known = ds.column_names()
-        if isinstance(fmt, Csv):
-            raw = readers.read_csv(
-                self.spark, known, fmt, [(u, h or ()) for u, (_, h) in zip(uris, readable)]
-            )
-        elif isinstance(fmt, JsonLines):
-            raw = readers.read_json_lines(self.spark, uris, known)
-        elif isinstance(fmt, JsonArray):
-            raw, bad = readers.read_json_array(self.spark, uris, known)
+        raw, bad = self._scan(ds, readable)
+        if bad is not None:
             for row in bad.collect():
                 f = by_uri.get(_norm(row[readers.FILE]))
                 if f is not None:
-                    self._reject(f, row["error"], "wrong_format")
-        elif isinstance(fmt, Parquet):
-            raw = readers.read_parquet(self.spark, uris, known)
-        else:  # pragma: no cover - contracts validate formats
-            raise TypeError(f"unsupported format {fmt!r}")
+                    self._reject(f, row["error"], FileCode.WRONG_FORMAT)
 
         unknown_expr = F.array_except(F.map_keys(F.col(readers.FIELDS)), F.array(*[F.lit(c) for c in known]))
         raw = raw.withColumn(
@@ -305,19 +428,19 @@ class IngestJob:
             file_of_uri[row[readers.FILE]] = f
             unknown = list(row["unknown"] or [])
             if row["rows"] == row["corrupt"]:
-                self._reject(f, f"no record could be parsed ({row['rows']} malformed)", "unparseable")
+                self._reject(f, f"no record could be parsed ({row['rows']} malformed)", FileCode.UNPARSEABLE)
             elif unknown and ds.schema_policy == "freeze":
                 self._reject(
                     f,
                     f"columns not in the contract (schema policy 'freeze'): {', '.join(unknown)}",
-                    "unknown_columns",
+                    FileCode.UNKNOWN_COLUMNS,
                 )
             else:
                 rows_by_path[f.path] = int(row["rows"])
                 extra.update(unknown)
         for f, _ in readable:
             if f.disposition == "ingest" and f.path not in rows_by_path:
-                self._reject(f, "file holds no records", "empty")
+                self._reject(f, "file holds no records", FileCode.EMPTY)
         keep = {u: f for u, f in file_of_uri.items() if f.disposition == "ingest"}
         if not keep:
             raw.unpersist()
@@ -346,13 +469,35 @@ class IngestJob:
         # `raw` stays persisted until the write is done; the caller unpersists it.
         return df.select(*cols), rows_by_path, raw
 
-    def _reject(self, f: ManifestFile, reason: str, code: str) -> None:
+    def _scan(
+        self, ds: Dataset, readable: list[tuple[ManifestFile, tuple[str, ...] | None]]
+    ) -> tuple[DataFrame, DataFrame | None]:
+        """The raw frame of ``readable`` files (and, for JSON arrays, the files that are not)."""
+        from ingestion.bronze import readers
+
+        uris = [self.storage.uri(f"landing/{f.path}") for f, _ in readable]
+        fmt = ds.format
+        known = ds.column_names()
+        if isinstance(fmt, Csv):
+            headers = [h or () for _, h in readable]
+            return readers.read_csv(self.spark, known, fmt, list(zip(uris, headers, strict=True))), None
+        if isinstance(fmt, JsonLines):
+            return readers.read_json_lines(self.spark, uris, known), None
+        if isinstance(fmt, JsonArray):
+            return readers.read_json_array(self.spark, uris, known)
+        if isinstance(fmt, Parquet):
+            return readers.read_parquet(self.spark, uris, known), None
+        raise TypeError(f"unsupported format {fmt!r}")  # pragma: no cover - contracts validate formats
+
+    def _reject(self, f: ManifestFile, reason: str, code: FileCode) -> None:
         log.info("rejecting %s: %s", f.path, code)  # reported in the result, manifest and ledger
         f.disposition = "rejected"
         f.reason = reason
         f.reason_code = code
 
     def _close(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
+        result.rows = result.files_ingested = result.files_unchanged = result.files_rejected = 0
+        result.rejected = []  # counted afresh: a retried close must not count twice
         for f in manifest.files:
             entry = self.ledger.get(ds.name, f.key)
             if f.disposition == "rejected":

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ingestion.core.errors import AlreadyExistsError
 from ingestion.core.lake import batches_dir
+from ingestion.core.reasons import FileCode
 from ingestion.core.storage import Storage
 
 Disposition = Literal["ingest", "unchanged", "rejected"]
@@ -27,7 +28,7 @@ class ManifestFile:
     sha256: str
     disposition: Disposition = "ingest"
     reason: str | None = None
-    reason_code: str | None = None
+    reason_code: FileCode | None = None
     rows: int | None = None
 
 
@@ -37,11 +38,15 @@ class Manifest:
     batch: int
     run_id: str
     files: list[ManifestFile]
-    status: Literal["open", "committed"] = "open"
+    # open -> committed; open -> failed (retries spent) -> open again (`batches retry`) or
+    # abandoned (`batches abandon`: its files rejected into quarantine as ``abandoned``).
+    status: Literal["open", "committed", "failed", "abandoned"] = "open"
     created_at: float = field(default_factory=time.time)
     committed_at: float | None = None
     bronze_version: int | None = None
     rows: int | None = None
+    attempts: int = 0  # failed attempts at this batch (transient failures), across runs
+    error: str | None = None  # the last failure: "<code>: <one line>"
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
@@ -49,7 +54,12 @@ class Manifest:
     @classmethod
     def from_json(cls, raw: bytes) -> Manifest:
         data = json.loads(raw)
-        data["files"] = [ManifestFile(**f) for f in data["files"]]
+        files = []
+        for f in data["files"]:
+            if f.get("reason_code"):
+                f["reason_code"] = FileCode.parse(f["reason_code"])
+            files.append(ManifestFile(**f))
+        data["files"] = files
         return cls(**data)
 
     def by_disposition(self, disposition: Disposition) -> list[ManifestFile]:

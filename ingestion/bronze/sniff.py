@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ingestion.contracts import Csv, Dataset, JsonArray, JsonLines, Parquet
 from ingestion.core.errors import FileRejectedError
+from ingestion.core.reasons import FileCode
 from ingestion.core.storage import Storage
 
 SNIFF_BYTES = 256 * 1024
@@ -41,7 +42,7 @@ def _head(storage: Storage, path: str, gz: bool) -> bytes:
         # A decompressor on a prefix: returns what those bytes hold, no need for the tail.
         return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, SNIFF_BYTES)
     except zlib.error as err:
-        raise FileRejectedError(path, f"not valid gzip data ({err})", "bad_gzip") from None
+        raise FileRejectedError(path, f"not valid gzip data ({err})", FileCode.BAD_GZIP) from None
 
 
 def sniff(storage: Storage, ds: Dataset, path: str, size: int) -> Sniffed:
@@ -53,39 +54,43 @@ def sniff(storage: Storage, ds: Dataset, path: str, size: int) -> Sniffed:
     """
     fmt = ds.format
     if size == 0:
-        raise FileRejectedError(path, "file is empty (0 bytes)", "empty")
+        raise FileRejectedError(path, "file is empty (0 bytes)", FileCode.EMPTY)
     gz = is_gzip_name(path)
     with storage.open_read(f"landing/{path}") as fh:
         magic = fh.read(4)
     if gz and magic[:2] != GZIP_MAGIC:
-        raise FileRejectedError(path, "named .gz but is not gzip-compressed", "bad_gzip")
+        raise FileRejectedError(path, "named .gz but is not gzip-compressed", FileCode.BAD_GZIP)
     if not gz and magic[:2] == GZIP_MAGIC:
         raise FileRejectedError(
-            path, "gzip-compressed content without a .gz name (rename it to *.gz)", "bad_gzip"
+            path, "gzip-compressed content without a .gz name (rename it to *.gz)", FileCode.BAD_GZIP
         )
     if isinstance(fmt, Parquet):
         if magic != b"PAR1":
-            raise FileRejectedError(path, "not a Parquet file (no PAR1 magic)", "not_parquet")
+            raise FileRejectedError(path, "not a Parquet file (no PAR1 magic)", FileCode.NOT_PARQUET)
         return Sniffed()
     head = _head(storage, path, gz)
     if not head.strip():
-        raise FileRejectedError(path, "file holds no data (only whitespace)", "empty")
+        raise FileRejectedError(path, "file holds no data (only whitespace)", FileCode.EMPTY)
     if b"\x00" in head:
-        raise FileRejectedError(path, "binary content (NUL bytes) in a text format", "binary")
+        raise FileRejectedError(path, "binary content (NUL bytes) in a text format", FileCode.BINARY)
     encoding = fmt.encoding if isinstance(fmt, Csv) else "utf-8"
     try:
         # The prefix may end inside a multi-byte character: decode incrementally, not final.
         text = codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=False)
     except UnicodeDecodeError as err:
-        raise FileRejectedError(path, f"not valid {encoding} text at byte {err.start}", "encoding") from None
+        raise FileRejectedError(
+            path, f"not valid {encoding} text at byte {err.start}", FileCode.ENCODING
+        ) from None
     except LookupError:
-        raise FileRejectedError(path, f"unknown encoding {encoding!r}", "encoding") from None
+        raise FileRejectedError(path, f"unknown encoding {encoding!r}", FileCode.ENCODING) from None
     if isinstance(fmt, Csv):
         return Sniffed(header=_csv_header(ds, fmt, path, text))
     if isinstance(fmt, JsonArray) and not text.lstrip("\ufeff \t\r\n").startswith("["):
-        raise FileRejectedError(path, "not a JSON array (does not start with '[')", "wrong_format")
+        raise FileRejectedError(path, "not a JSON array (does not start with '[')", FileCode.WRONG_FORMAT)
     if isinstance(fmt, JsonLines) and text.lstrip("\ufeff \t\r\n").startswith("["):
-        raise FileRejectedError(path, "a JSON array, but the dataset expects JSON lines", "wrong_format")
+        raise FileRejectedError(
+            path, "a JSON array, but the dataset expects JSON lines", FileCode.WRONG_FORMAT
+        )
     return Sniffed()
 
 
@@ -97,19 +102,21 @@ def _csv_header(ds: Dataset, fmt: Csv, path: str, text: str) -> tuple[str, ...]:
     try:
         header = [h.strip() for h in next(reader)]
     except (StopIteration, csv.Error) as err:
-        raise FileRejectedError(path, f"no readable CSV header ({err})", "no_header") from None
+        raise FileRejectedError(path, f"no readable CSV header ({err})", FileCode.NO_HEADER) from None
     if not any(header):
-        raise FileRejectedError(path, "CSV header is blank", "no_header")
+        raise FileRejectedError(path, "CSV header is blank", FileCode.NO_HEADER)
     lowered = [h.lower() for h in header]
     dupes = sorted({h for h in lowered if lowered.count(h) > 1})
     if dupes:
-        raise FileRejectedError(path, f"CSV header repeats columns: {', '.join(dupes)}", "duplicate_columns")
+        raise FileRejectedError(
+            path, f"CSV header repeats columns: {', '.join(dupes)}", FileCode.DUPLICATE_COLUMNS
+        )
     known = {c.lower() for c in ds.column_names()}
     if not known & set(lowered):
         raise FileRejectedError(
             path,
             f"CSV header shares no column with the {ds.name!r} contract "
             f"(found {', '.join(header[:8])}{'...' if len(header) > 8 else ''})",
-            "wrong_format",
+            FileCode.WRONG_FORMAT,
         )
     return tuple(header)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from ingestion.contracts.model import Dataset
 from ingestion.contracts.paths import check_landing_path, glob_match
 from ingestion.core.errors import ContractError, RejectedPathError, UnknownDatasetError
+from ingestion.core.reasons import PathCode
 
 DEFAULT_PACKAGE = "schemas"
 
@@ -66,8 +67,8 @@ class Catalog:
         rel = check_landing_path(path)
         hits = [ds for ds in self._by_name.values() if glob_match(ds.landing, rel)]
         if not hits:
-            raise RejectedPathError(path, "matches no dataset's landing pattern", "no_dataset")
+            raise RejectedPathError(path, "matches no dataset's landing pattern", PathCode.NO_DATASET)
         if len(hits) > 1:
             names = ", ".join(sorted(d.name for d in hits))
-            raise RejectedPathError(path, f"matches several datasets ({names})", "ambiguous")
+            raise RejectedPathError(path, f"matches several datasets ({names})", PathCode.AMBIGUOUS)
         return hits[0], rel

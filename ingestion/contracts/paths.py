@@ -7,6 +7,7 @@ import unicodedata
 from functools import lru_cache
 
 from ingestion.core.errors import RejectedPathError
+from ingestion.core.reasons import PathCode
 
 
 @lru_cache(maxsize=256)
@@ -65,22 +66,29 @@ def check_landing_path(path: str) -> str:
     control characters, empty segments and names a blob store cannot hold.
     """
     if not path or not path.strip():
-        raise RejectedPathError(path, "empty path", "empty")
+        raise RejectedPathError(path, "empty path", PathCode.EMPTY)
     if any(unicodedata.category(c) == "Cc" for c in path):
-        raise RejectedPathError(path, "path contains control characters", "control_chars")
+        raise RejectedPathError(path, "path contains control characters", PathCode.CONTROL_CHARS)
+    # Bidirectional overrides (U+202E), zero-width joiners and other format characters make a
+    # name read as something it is not: refused like control characters.
+    cf = sorted({f"U+{ord(c):04X}" for c in path if unicodedata.category(c) == "Cf"})
+    if cf:
+        raise RejectedPathError(
+            path, f"path contains Unicode format characters ({', '.join(cf)})", PathCode.FORMAT_CHARS
+        )
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path) or "://" in path:
-        raise RejectedPathError(path, "absolute paths are not accepted", "absolute")
+        raise RejectedPathError(path, "absolute paths are not accepted", PathCode.ABSOLUTE)
     if "\\" in path:
-        raise RejectedPathError(path, "backslashes are not accepted in lake paths", "backslash")
+        raise RejectedPathError(path, "backslashes are not accepted in lake paths", PathCode.BACKSLASH)
     segments = path.split("/")
     if any(s in ("..", ".") for s in segments):
-        raise RejectedPathError(path, "path traversal ('..' or '.') is not allowed", "traversal")
+        raise RejectedPathError(path, "path traversal ('..' or '.') is not allowed", PathCode.TRAVERSAL)
     if any(s == "" for s in segments):
-        raise RejectedPathError(path, "path has an empty segment", "empty_segment")
+        raise RejectedPathError(path, "path has an empty segment", PathCode.EMPTY_SEGMENT)
     if len(path) > 1024:
-        raise RejectedPathError(path, "path longer than 1024 characters", "too_long")
+        raise RejectedPathError(path, "path longer than 1024 characters", PathCode.TOO_LONG)
     if segments[0] == "landing":
         segments = segments[1:]
         if not segments:
-            raise RejectedPathError(path, "names the landing zone, not a file", "not_a_file")
+            raise RejectedPathError(path, "names the landing zone, not a file", PathCode.NOT_A_FILE)
     return "/".join(segments)

@@ -92,6 +92,16 @@ class BatchingSettings(BaseModel):
     datasets: dict[str, BatchThresholds] = Field(default_factory=dict)
 
 
+class RetrySettings(BaseModel):
+    """Bounded retries of transient failures (storage, cluster, lease), never of bad content."""
+
+    # Attempts of one ingest batch inside a run, and of one batcher submit, before giving up.
+    attempts: int = Field(default=3, ge=1)
+    # Exponential backoff between attempts: wait_seconds * 2**n, at most max_wait_seconds.
+    wait_seconds: float = Field(default=1.0, ge=0)
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+
+
 class MLSettings(BaseModel):
     """Azure ML workspace; when unset, assets go to the local registry in the system area."""
 
@@ -118,6 +128,10 @@ class Settings(BaseSettings):
     lease_seconds: float = 600.0
     # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
     poison_max_attempts: int = 3
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    # A text record (CSV or JSON line) longer than this is a row rejected as ``line_too_long``;
+    # the engine never holds a longer one in memory. 64 MiB.
+    max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
 
 @lru_cache(maxsize=1)

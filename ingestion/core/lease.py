@@ -17,6 +17,7 @@ from types import TracebackType
 
 from ingestion.core.errors import AlreadyExistsError, LeaseHeldError, PreconditionFailedError
 from ingestion.core.lake import lease_path
+from ingestion.core.reasons import RunCode
 from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 class LeaseLostError(LeaseHeldError):
     """Our lease expired and somebody else took it while we ran."""
+
+    code = RunCode.LEASE_LOST
 
 
 class Lease:

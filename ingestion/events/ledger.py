@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
+from ingestion.core.reasons import Code, FileCode, PathCode
 from ingestion.core.storage import Storage
 
 Status = Literal["pending", "batched", "ingested", "unchanged", "rejected"]
@@ -46,7 +47,7 @@ class LedgerEntry:
     batch: int | None = None
     sha256: str | None = None
     reason: str | None = None
-    reason_code: str | None = None
+    reason_code: Code | None = None  # a PathCode for unrouted entries, else a FileCode
     attempts: int = 0
     updated_at: float = field(default_factory=time.time)
 
@@ -59,7 +60,11 @@ class LedgerEntry:
 
     @classmethod
     def from_json(cls, raw: bytes) -> LedgerEntry:
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        if data.get("reason_code"):
+            enum = PathCode if data.get("dataset") == UNROUTED else FileCode
+            data["reason_code"] = enum.parse(data["reason_code"])
+        return cls(**data)
 
 
 @dataclass(frozen=True)

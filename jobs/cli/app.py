@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -19,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingestion.core.config import Settings, get_settings
-from ingestion.core.errors import HeadwaterError
+from ingestion.core.errors import BatchFailedError, HeadwaterError, describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -106,12 +110,25 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+LOG_FILE = Path(tempfile.gettempdir()) / "headwater" / "headwater.log"
+
+
 def run_cli(fn: Callable[[], Any]) -> Any:
-    """Run a command body; a HeadwaterError becomes a clear message and exit code 2."""
+    """Run a command body; errors become a code and one line, the trace goes to ``LOG_FILE``.
+
+    A refusal (HeadwaterError that is not a failed batch) exits 2; any other failure exits 1.
+    """
     try:
         return fn()
+    except BatchFailedError as err:
+        raise fail(str(err), 1) from None
     except HeadwaterError as err:
         raise fail(str(err), 2) from None
+    except Exception as err:  # noqa: BLE001 - no Python traceback for the user; it goes to the log
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with LOG_FILE.open("a") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {describe(err)}\n{traceback.format_exc()}\n")
+        raise fail(f"{describe(err)} (full trace in {LOG_FILE})", 1) from None
 
 
 @app.callback()

@@ -240,6 +240,12 @@ def readmit_cmd(
     """Re-queue rejected files of a dataset (after a contract fix)."""
     from ingestion.events import Ledger
 
+    from ingestion.core.reasons import FileCode, UnknownCodeError
+
+    try:
+        wanted = FileCode.parse(code) if code else None
+    except UnknownCodeError as err:
+        raise fail(str(err), 2) from None
     ctx = Context()
 
     def body() -> None:
@@ -249,7 +255,7 @@ def readmit_cmd(
         for entry in ledger.entries(dataset):
             if entry.status != "rejected" or (paths and entry.path not in paths):
                 continue
-            if code and entry.reason_code != code:
+            if wanted is not None and entry.reason_code != wanted:
                 continue
             ledger.update(entry, status="pending", reason=None, reason_code=None)
             readmitted.append(entry.path)
@@ -260,6 +266,60 @@ def readmit_cmd(
             console.print(f"readmitted {len(readmitted)} file(s) of {dataset}")
             if results:
                 console.print(_results_table(results))
+
+    run_cli(body)
+
+
+batches_app = typer.Typer(help="Decide on a failed ingest batch: retry or abandon it.", no_args_is_help=True)
+app.add_typer(batches_app, name="batches")
+
+
+@batches_app.command("retry")
+def batches_retry_cmd(
+    dataset: str = typer.Option(..., "--dataset"),
+    batch: int = typer.Option(..., "--batch", help="The failed batch's number (see `headwater status`)."),
+    run: bool = typer.Option(True, "--run/--no-run", help="Run the ingest job afterwards."),
+    as_json: bool = JSON,
+) -> None:
+    """Reopen a failed batch; the ingest run resumes it."""
+    from ingestion.bronze.batches import retry_batch
+
+    ctx = Context()
+
+    def body() -> None:
+        ctx.catalog.get(dataset)
+        retry_batch(ctx.storage, dataset, batch)
+        results = _run_ingest(ctx, [dataset]) if run else []
+        if as_json:
+            emit({"retried": batch, "runs": results}, as_json=True)
+        else:
+            console.print(f"reopened batch {batch} of {dataset}")
+            if results:
+                console.print(_results_table(results))
+
+    run_cli(body)
+
+
+@batches_app.command("abandon")
+def batches_abandon_cmd(
+    dataset: str = typer.Option(..., "--dataset"),
+    batch: int = typer.Option(..., "--batch", help="The failed batch's number (see `headwater status`)."),
+    as_json: bool = JSON,
+) -> None:
+    """Reject a failed batch's files into quarantine (code ``abandoned``); later batches go on."""
+    from ingestion.bronze.batches import abandon_batch
+
+    ctx = Context()
+
+    def body() -> None:
+        m = abandon_batch(ctx.spark, ctx.storage, ctx.catalog, dataset, batch)
+        files = [f.path for f in m.by_disposition("rejected") if f.reason_code == "abandoned"]
+        if as_json:
+            emit({"abandoned": batch, "files": files}, as_json=True)
+        else:
+            console.print(
+                f"abandoned batch {batch} of {dataset}: {len(files)} file(s) rejected into quarantine"
+            )
 
     run_cli(body)
 

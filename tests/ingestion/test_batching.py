@@ -379,3 +379,37 @@ def test_a_trigger_between_the_last_decision_and_letting_go_is_not_lost(ledger, 
     assert [d.reason for d in result.started_by] == ["files", "files"]
     assert sub.calls[1] == ["orders/x.csv", "orders/y.csv", "orders/z.csv"]
     assert ledger.queued("orders") == []
+
+
+def test_a_transient_failure_is_retried_to_the_bound_a_terminal_one_fails_at_once(ledger, clock, land):
+    from ingestion.core.config import RetrySettings
+    from ingestion.core.errors import ContractError, StorageError
+    from ingestion.core.reasons import RunCode
+
+    class Flaky:
+        def __init__(self, errors: list[Exception]) -> None:
+            self.errors, self.calls = errors, 0
+
+        def submit(self, dataset: str) -> dict[str, Any]:
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return {"dataset": dataset}
+
+    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
+        land(name)
+    policy = BatchPolicy(BatchingSettings(max_files=3, max_bytes=10 * MB, max_age_seconds=60))
+    waits: list[float] = []
+    down = Flaky([StorageError("throttled")] * 5)
+    batcher = Batcher(ledger, policy, down, clock=clock, retry=RetrySettings(attempts=3), sleep=waits.append)
+    result = batcher.trigger("orders")
+    assert (result.outcome, result.code, down.calls, waits) == ("failed", RunCode.STORAGE, 3, [1.0, 2.0])
+    recovers = Flaky([StorageError("throttled")])
+    batcher = Batcher(
+        ledger, policy, recovers, clock=clock, retry=RetrySettings(attempts=3), sleep=waits.append
+    )
+    assert batcher.trigger("orders").outcome in ("ran", "stalled") and recovers.calls >= 2
+    bad = Flaky([ContractError("orders", ["no such column"])])
+    batcher = Batcher(ledger, policy, bad, clock=clock, retry=RetrySettings(attempts=3), sleep=waits.append)
+    result = batcher.trigger("orders")
+    assert (result.outcome, result.code, bad.calls) == ("failed", RunCode.CONTRACT, 1)

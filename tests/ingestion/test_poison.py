@@ -7,6 +7,8 @@ import json
 import pytest
 
 from ingestion.events.ledger import entry_key
+from ingestion.core.reasons import FileCode, RunCode
+from ingestion.core.errors import FileRejectedError, StorageError
 from ingestion.poison import PoisonBox
 
 
@@ -43,7 +45,8 @@ def test_errors_propagate_below_the_bound_then_the_version_is_parked(lake):
         10,
         3,
     )
-    assert (rec.reason, rec.reason_code) == ("ValueError: still broken", "ValueError")
+    # The code is closed now (it was the class name): an exception headwater does not know.
+    assert (rec.reason, rec.reason_code) == ("ValueError: still broken", RunCode.UNKNOWN)
     assert [f.error for f in rec.failures] == [
         "ValueError: boom",
         "ValueError: boom",
@@ -93,3 +96,26 @@ def test_parked_report_and_release(lake):
 def test_bound_must_be_positive(lake):
     with pytest.raises(ValueError, match="max_attempts"):
         PoisonBox(lake, max_attempts=0)
+
+
+def test_a_terminal_failure_parks_at_once_with_its_code(lake):
+    box = PoisonBox(lake, max_attempts=3)
+
+    def bad():
+        raise FileRejectedError("orders/a.csv", "binary content", FileCode.BINARY)
+
+    got = box.guard(bad, path="orders/a.csv", etag='"e1"', dataset="orders")
+    assert got.parked is not None and got.parked.attempts == 1
+    assert got.parked.reason_code == FileCode.BINARY
+
+
+def test_a_transient_failure_is_retried_up_to_the_bound(lake):
+    box = PoisonBox(lake, max_attempts=2)
+
+    def down():
+        raise StorageError("lake unreachable")
+
+    with pytest.raises(StorageError):
+        box.guard(down, path="orders/a.csv", etag='"e1"', dataset="orders")
+    got = box.guard(down, path="orders/a.csv", etag='"e1"', dataset="orders")
+    assert got.parked is not None and (got.parked.attempts, got.parked.reason_code) == (2, RunCode.STORAGE)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestion.core.config import MLSettings
 from ingestion.core.errors import ConfigError
+from ingestion.core.reasons import RunCode
 from ingestion.core.storage import LocalStorage, Storage, split_zone
 from transforms.assets.errors import AssetError, RegistryUnavailableError
 from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry
@@ -62,9 +63,9 @@ def _unavailable(err: Exception) -> RegistryUnavailableError | None:
         if not isinstance(err, kind) and _caused_by(err, kind):
             err = _cause(err, kind)
     if isinstance(err, ClientAuthenticationError):
-        return RegistryUnavailableError("Azure ML", _first_line(err), "auth")
+        return RegistryUnavailableError("Azure ML", _first_line(err), RunCode.AUTH)
     if isinstance(err, ServiceRequestError):
-        return RegistryUnavailableError("Azure ML", _first_line(err), "network")
+        return RegistryUnavailableError("Azure ML", _first_line(err), RunCode.NETWORK)
     if isinstance(err, HttpResponseError) and (err.status_code or 0) in (
         401,
         403,

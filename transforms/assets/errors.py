@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ingestion.core.errors import HeadwaterError
+from ingestion.core.reasons import RunCode
 
 
 class AssetError(HeadwaterError):
     """An asset operation failed."""
+
+    code = RunCode.ASSET
 
 
 class AssetNotFoundError(AssetError):
@@ -39,14 +42,16 @@ class LoadCheckError(AssetError):
 class RegistryUnavailableError(AssetError):
     """The registry could not be reached or refused our credentials; gold is untouched."""
 
-    def __init__(self, registry: str, reason: str, code: str) -> None:
+    transient = True
+
+    def __init__(self, registry: str, reason: str, code: RunCode) -> None:
         super().__init__(
             f"{registry} registry unavailable ({code}): {reason}; gold is untouched "
             "and the registration is retried on the next run"
         )
         self.registry = registry
         self.reason = reason
-        self.code = code
+        self.code = RunCode(code)
 
 
 class VacuumRefusedError(AssetError):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ingestion.core.errors import HeadwaterError
+from ingestion.core.reasons import RunCode
 
 
 class GoldError(HeadwaterError):
     """Gold cannot be published for a dataset."""
+
+    code = RunCode.GOLD
 
 
 class NoGoldDeclaredError(GoldError):

@@ -26,6 +26,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Window
 
 from ingestion import lake
+from ingestion.core.reasons import RunCode
 from transforms.silver.casting import RAW, cast_bronze, contract_columns, extra_columns, quote
 from transforms.silver.errors import CurateError
 from transforms.silver.expectations import (
@@ -77,18 +78,20 @@ def apply_transform(dataset: Dataset, typed: DataFrame, transform: SilverTransfo
     name = getattr(transform, "__module__", "?") + "." + getattr(transform, "__name__", "silver")
     out = transform(typed)
     if out is None or not hasattr(out, "columns"):
-        raise CurateError(dataset.name, f"transform {name} did not return a DataFrame", "bad_transform")
+        raise CurateError(dataset.name, f"transform {name} did not return a DataFrame", RunCode.BAD_TRANSFORM)
     lost = [c for c in typed.columns if c not in out.columns]
     if lost:
         raise CurateError(
             dataset.name,
             f"transform {name} dropped columns {lost}; keep the columns it does not own",
-            "bad_transform",
+            RunCode.BAD_TRANSFORM,
         )
     before = {f.name: f.dataType for f in typed.schema.fields}
     changed = [f.name for f in out.schema.fields if f.name in before and before[f.name] != f.dataType]
     if changed:
-        raise CurateError(dataset.name, f"transform {name} changed the type of {changed}", "bad_transform")
+        raise CurateError(
+            dataset.name, f"transform {name} changed the type of {changed}", RunCode.BAD_TRANSFORM
+        )
     return out
 
 
@@ -170,7 +173,9 @@ def prepare(
     summary = pandera_schema_summary(dataset, typed.select(*[quote(c) for c in contract]))
     if summary:
         raise CurateError(
-            dataset.name, f"typed batch does not match the contract's schema: {summary}", "schema_mismatch"
+            dataset.name,
+            f"typed batch does not match the contract's schema: {summary}",
+            RunCode.SCHEMA_MISMATCH,
         )
     df = apply_plan(typed, plan, errors=False)
     problems = schema_check(_silver_columns(df).schema) if schema_check is not None else []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 
 from ingestion import lake
+from ingestion.core.reasons import RunCode
 from transforms.silver.errors import CurateError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +75,7 @@ def bronze_range(spark: SparkSession, dataset: str, uri: str, *, after: int, upt
                 dataset,
                 f"bronze version {h['version']} ({h['operation']}, {added} rows) carries no "
                 f"'{bronze_tag_prefix(dataset)}<batch>' tag, so its rows cannot be attributed",
-                "untagged_bronze_commit",
+                RunCode.UNTAGGED_BRONZE_COMMIT,
             )
     return BronzeRange(after=after, upto=upto, batches=tuple(sorted(set(batches))), rows=rows)
 

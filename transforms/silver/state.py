@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestion.core.errors import AlreadyExistsError, PreconditionFailedError
 from ingestion.core.lease import Lease
+from ingestion.core.reasons import RunCode
 from transforms.silver.errors import CurateError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +64,7 @@ def load(storage: Storage, dataset: str) -> CurateState:
     try:
         data = json.loads(storage.read_bytes(path))
     except ValueError as err:
-        raise CurateError(dataset, f"{path} is not valid JSON ({err})", "bad_state") from None
+        raise CurateError(dataset, f"{path} is not valid JSON ({err})", RunCode.BAD_STATE) from None
     return CurateState(dataset, int(data["bronze_version"]), data.get("pending"), info.etag)
 
 
@@ -77,7 +78,7 @@ def save(storage: Storage, state: CurateState) -> CurateState:
             info = storage.write_bytes(path, state.to_json(), if_match=state.etag)
     except (PreconditionFailedError, AlreadyExistsError):
         raise CurateError(
-            state.dataset, f"{path} was changed by another curate run", "concurrent_run"
+            state.dataset, f"{path} was changed by another curate run", RunCode.CONCURRENT_RUN
         ) from None
     state.etag = info.etag
     return state

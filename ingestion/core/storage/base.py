@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -90,10 +90,20 @@ class Storage(abc.ABC):
         with self.open_read(src) as fh:
             return self.write_stream(dst, fh)
 
-    def sha256(self, path: str) -> str:
-        """Content hash, streamed in chunks so memory stays bounded for any size."""
+    def sha256(self, path: str, *, observe: Callable[[bytes], None] | None = None) -> str:
+        """Content hash, streamed in chunks so memory stays bounded for any size.
+
+        Args:
+            path: the object.
+            observe: called with every chunk, in order (checks that ride on the same read).
+
+        Returns:
+            The hex digest.
+        """
         digest = hashlib.sha256()
         with self.open_read(path) as fh:
             for chunk in iter(lambda: fh.read(CHUNK), b""):
                 digest.update(chunk)
+                if observe is not None:
+                    observe(chunk)
         return digest.hexdigest()
