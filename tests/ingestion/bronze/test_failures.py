@@ -1,0 +1,161 @@
+"""No file can block a dataset (issue 9): bad files rejected in the same run, bounded retries."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ingestion.bronze.batches import retry_batch
+from ingestion.bronze.job import IngestJob, ingest
+from ingestion.bronze.manifest import Manifests
+from ingestion.core.config import RetrySettings, Settings
+from ingestion.core.errors import BatchFailedError
+from ingestion.core.reasons import FileCode, RunCode, run_error_code
+from ingestion.core.runs import RunLedger
+from ingestion.core.storage import LocalStorage
+from ingestion.events import EventHandler, Ledger
+
+pytestmark = pytest.mark.spark
+
+ORDERS_HEADER = b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n"
+ORDERS_A = ORDERS_HEADER + (
+    b"O-0001,C-001,new,10.50,1,2026-01-01,,2026-01-01T10:00:00\n"
+    b"O-0002,C-002,paid,7.25,3,2026-01-02,2026-01-04,2026-01-02T09:30:00\n"
+)
+CUSTOMER = (
+    b'{"customer_id":"C-001","name":"A","email":"a@example.com","country":"DE",'
+    b'"segment":"consumer","signup_date":"2024-01-01","lifetime_value":1.5}\n'
+)
+
+
+def _truncated(data: bytes) -> bytes:
+    whole = gzip.compress(data * 200)
+    return whole[: len(whole) // 2]
+
+
+def _land(storage, catalog, path: str, data: bytes) -> None:
+    info = storage.write_bytes(f"landing/{path}", data)
+    assert (
+        EventHandler(Ledger(storage), catalog).file_landed(path, etag=info.etag, size=info.size).outcome
+        == "queued"
+    )
+
+
+@pytest.mark.floor
+@pytest.mark.parametrize(
+    ("dataset", "good", "bad", "rows"),
+    [
+        ("orders", ("orders/a.csv", ORDERS_A), ("orders/b.csv.gz", _truncated(ORDERS_A)), 2),
+        ("customers", ("customers/a.jsonl", CUSTOMER), ("customers/b.jsonl.gz", _truncated(CUSTOMER)), 1),
+    ],
+)
+def test_a_truncated_gzip_is_rejected_and_the_good_file_lands_in_the_same_run(
+    spark, lake, catalog, dataset, good, bad, rows
+):
+    _land(lake, catalog, *good)
+    _land(lake, catalog, *bad)
+    result = ingest(spark, lake, catalog, dataset)
+    assert (result.status, result.rows, result.files_ingested) == ("succeeded", rows, 1)
+    assert [(r["path"], r["code"]) for r in result.rejected] == [(bad[0], "bad_gzip")]
+    assert "truncated gzip stream" in result.rejected[0]["reason"]
+    assert spark.read.format("delta").load(lake.uri(f"bronze/{dataset}")).count() == rows
+    manifest = Manifests(lake, dataset).latest()
+    assert manifest.status == "committed"
+    entry = next(e for e in Ledger(lake).entries(dataset) if e.path == bad[0])
+    assert (entry.status, entry.reason_code) == ("rejected", FileCode.BAD_GZIP)
+    # The next run is not blocked: a new file lands in batch 2.
+    _land(lake, catalog, good[0].replace("/a.", "/c."), good[1])
+    assert ingest(spark, lake, catalog, dataset).batch == 2
+
+
+class FlakyStorage(LocalStorage):
+    """A local lake whose landing reads fail (connection reset) while ``failing`` is set."""
+
+    failing = False
+
+    def open_read(self, path: str):
+        if self.failing and path.startswith("landing/"):
+            raise ConnectionResetError(f"{path}: connection reset by peer (injected)")
+        return super().open_read(path)
+
+
+@pytest.mark.floor
+def test_a_transient_storage_failure_is_retried_then_failed_then_retry_lands_it(
+    spark, lake_settings, catalog
+):
+    storage = FlakyStorage(lake_settings.lake.root)
+    settings = Settings(lake=lake_settings.lake, retry=RetrySettings(attempts=2, wait_seconds=0))
+    _land(storage, catalog, "orders/a.csv", ORDERS_A)
+
+    def fault(point: str) -> None:
+        if point == "after_manifest":
+            storage.failing = True  # the store goes away after the batch is written down
+
+    with pytest.raises(BatchFailedError) as err:
+        IngestJob(spark, storage, catalog, settings=settings, fault=fault).run("orders")
+    manifest = Manifests(storage, "orders").latest()
+    assert (manifest.status, manifest.attempts) == ("failed", 2)
+    assert manifest.error.startswith("storage: ") and "\n" not in manifest.error
+    assert err.value.code is RunCode.BATCH_FAILED
+    runs = RunLedger(spark, storage).latest(dataset="orders")
+    assert runs[0]["status"] == "failed" and "\n" not in runs[0]["error"]
+    assert run_error_code(runs[0]["error"]) is RunCode.STORAGE
+    # While it is failed, later runs refuse at once (no silent retry loop), naming what to do.
+    with pytest.raises(BatchFailedError, match="batches retry"):
+        ingest(spark, storage, catalog, "orders", settings=settings)
+    storage.failing = False
+    retry_batch(storage, "orders", manifest.batch)
+    result = ingest(spark, storage, catalog, "orders", settings=settings)
+    assert (result.status, result.batch, result.rows) == ("succeeded", 1, 2)
+    assert Manifests(storage, "orders").latest().status == "committed"
+
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "lake_v0"
+
+
+def test_a_lake_written_before_the_codes_were_closed_reads_back_as_members(spark, tmp_path, catalog):
+    from ingestion.core.lake import quarantine_rows_table
+    from ingestion.core.reasons import PathCode, RowCheck, parse_run_code, row_check_kind
+    from ingestion.poison import PoisonBox
+
+    root = tmp_path / "lake"
+    shutil.copytree(FIXTURE, root)
+    storage = LocalStorage(root)
+    ledger = Ledger(storage)
+    codes = {e.path: e.reason_code for e in ledger.entries("orders") if e.status == "rejected"}
+    assert codes == {
+        "orders/2026/11/picture.csv": FileCode.BINARY,
+        "orders/2026/11/empty.csv": FileCode.EMPTY,
+        "orders/2026/11/other.csv": FileCode.WRONG_FORMAT,
+        "orders/2026/11/bad.csv.gz": FileCode.BAD_GZIP,
+    }
+    assert all(type(c) is FileCode for c in codes.values())
+    assert {e.reason_code for e in ledger.entries("_unrouted")} == {PathCode.TRAVERSAL, PathCode.NO_DATASET}
+    rejected = Manifests(storage, "orders").get(1).by_disposition("rejected")
+    assert {f.reason_code for f in rejected} == set(codes.values())
+    reasons = [o.path for o in storage.list("quarantine/orders") if o.path.endswith(".reason.json")]
+    import json
+
+    assert {FileCode.parse(json.loads(storage.read_bytes(p))["code"]) for p in reasons} == set(codes.values())
+    errors = (
+        spark.read.format("delta")
+        .load(storage.uri(quarantine_rows_table("orders")))
+        .selectExpr("explode(_errors) as e")
+    )
+    kinds = {row_check_kind(r.e.check, rules=["shipped_after_ordered"]) for r in errors.collect()}
+    assert kinds == {RowCheck.PARSE, RowCheck.CAST, RowCheck.NOT_NULLABLE, RowCheck.CHECK, RowCheck.RULE}
+    failed = [r for r in RunLedger(spark, storage).latest(limit=50) if r["status"] == "failed"]
+    assert [(r["dataset"], run_error_code(r["error"])) for r in failed] == [("customers", RunCode.SPARK)]
+    assert {parse_run_code(p.reason_code) for p in PoisonBox(storage).parked()} == {
+        RunCode.UNKNOWN,
+        RunCode.STORAGE,
+    }
+    # The batch the old code left open (a truncated gzip) no longer blocks: it is rejected.
+    result = ingest(spark, storage, catalog, "customers")
+    assert result.status == "succeeded" and result.batch == 2
+    assert [(r["path"], r["code"]) for r in result.rejected] == [
+        ("customers/2026/11/truncated.jsonl.gz", "unreadable")
+    ]
