@@ -206,7 +206,7 @@ def main() -> int:
     print("best:   " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()))
     for a, b in (("off", "hand"), ("on", "off")):
         if {a, b} <= set(times):
-            pairs = [x / y for x, y in zip(times[a], times[b])]
+            pairs = [x / y for x, y in zip(times[a], times[b], strict=True)]
             print(
                 f"{a}/{b} per round: "
                 + ", ".join(f"{p:.3f}" for p in pairs)

@@ -57,6 +57,10 @@ def classify(
         event_type: e.g. ``Microsoft.Storage.BlobCreated``.
         subject: ``/blobServices/default/containers/<c>/blobs/<path>``.
         data: the event's ``data`` object.
+        event_id: the event's id, carried into the verdict for logs.
+
+    Returns:
+        Landed (a completed write to landing) or Ignored, with the reason.
     """
     data = data or {}
     api = data.get("api")

@@ -228,6 +228,9 @@ class LandingRuntime:
         """Record one completed landing file once, then let batching decide.
 
         Args:
+            name: the path relative to the landing zone.
+            etag: the version landed; the ledger records each (path, etag) once.
+            size: bytes.
             trigger: evaluate the dataset's batch when the file is newly queued.
             allow_empty: record a zero-length file (the reconcile, for files old enough that
                 they cannot be a CreateFile still waiting for its data).

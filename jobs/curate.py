@@ -22,7 +22,20 @@ from ingestion.core.config import Settings, get_settings
 def run(
     dataset: str, *, settings: Settings | None = None, replay: bool = False, lease_wait: float = 0.0
 ) -> dict[str, Any]:
-    """Curate (or, with ``replay``, replay the quarantine of) ``dataset`` now; the run's record."""
+    """Curate (or, with ``replay``, replay the quarantine of) ``dataset`` now.
+
+    Args:
+        dataset: the dataset's name.
+        settings: default :func:`get_settings` (the environment's).
+        replay: re-validate the quarantined rows instead of curating new bronze rows.
+        lease_wait: seconds to wait for a running curate or replay of the dataset to finish.
+
+    Returns:
+        The run's record (JSON-able); ``status`` says how it went.
+
+    Raises:
+        HeadwaterError: the run could not start (unknown dataset, lease held...).
+    """
     from ingestion.contracts import Catalog
     from ingestion.core.runs import as_dict
     from ingestion.core.spark.session import get_spark
@@ -44,6 +57,14 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m jobs.curate``: parse ``argv``, run, print the result as JSON on stdout.
+
+    Args:
+        argv: the command-line arguments; default ``sys.argv[1:]``.
+
+    Returns:
+        The process exit code.
+    """
     parser = argparse.ArgumentParser(prog="jobs.curate", description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--replay", action="store_true", help="replay the quarantine instead")

@@ -24,6 +24,7 @@ def _ts(d: datetime) -> str:
 
 
 def customers(batch: int) -> dict[str, bytes]:
+    """Batch 1 or 2 of the CRM export: ``{landing path: JSON lines}``, one file."""
     rng = random.Random(1000 + batch)
     lines = []
     ids = range(1, N_CUSTOMERS + 1) if batch == 1 else range(N_CUSTOMERS - 20, N_CUSTOMERS + 31)
@@ -61,6 +62,7 @@ def customers(batch: int) -> dict[str, bytes]:
 
 
 def orders(batch: int) -> dict[str, bytes]:
+    """Batch 1 or 2 of the shop's order exports: ``{landing path: CSV bytes}``, several files."""
     rng = random.Random(2000 + batch)
     start = datetime(2026, 11, 1, 8, 0, 0) + timedelta(days=14 * (batch - 1))
     files: dict[str, bytes] = {}

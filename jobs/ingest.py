@@ -16,7 +16,19 @@ from ingestion.core.config import Settings, get_settings
 
 
 def run(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0.0) -> dict[str, Any]:
-    """Ingest ``dataset`` now; returns the run's summary."""
+    """Ingest ``dataset``'s queued landing files into bronze now, as one batch.
+
+    Args:
+        dataset: the dataset's name.
+        settings: default :func:`get_settings` (the environment's).
+        lease_wait: seconds to wait for a running ingest of the dataset to finish.
+
+    Returns:
+        The run's summary (JSON-able).
+
+    Raises:
+        HeadwaterError: the run could not start (unknown dataset, lease held...).
+    """
     from ingestion.bronze.job import ingest
     from ingestion.contracts import Catalog
     from ingestion.core.spark.session import get_spark
@@ -35,6 +47,14 @@ def run(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m jobs.ingest``: parse ``argv``, run, print the result as JSON on stdout.
+
+    Args:
+        argv: the command-line arguments; default ``sys.argv[1:]``.
+
+    Returns:
+        The process exit code.
+    """
     parser = argparse.ArgumentParser(prog="jobs.ingest", description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--lease-wait", type=float, default=0.0)

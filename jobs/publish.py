@@ -20,7 +20,20 @@ from ingestion.core.config import Settings, get_settings
 def run(
     dataset: str, *, settings: Settings | None = None, register: bool = True, force: bool = False
 ) -> dict[str, Any]:
-    """Publish ``dataset``'s gold (and register it); returns the run's summary."""
+    """Publish ``dataset``'s gold table, then register it as the next asset version.
+
+    Args:
+        dataset: the dataset (or its gold name).
+        settings: default :func:`get_settings` (the environment's).
+        register: also register the asset (when gold's data changed, a new version).
+        force: rebuild gold even when its silver inputs did not move.
+
+    Returns:
+        ``{"publish": record, "register": result}`` (JSON-able; no ``register`` without it).
+
+    Raises:
+        HeadwaterError: publish or register failed (recorded in the run ledger first).
+    """
     from ingestion.contracts import Catalog
     from ingestion.core.runs import as_dict
     from ingestion.core.spark.session import get_spark
@@ -39,6 +52,14 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m jobs.publish``: parse ``argv``, run, print the result as JSON on stdout.
+
+    Args:
+        argv: the command-line arguments; default ``sys.argv[1:]``.
+
+    Returns:
+        The process exit code.
+    """
     parser = argparse.ArgumentParser(prog="jobs.publish", description=__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--no-register", action="store_true", help="Publish only.")

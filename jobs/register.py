@@ -17,7 +17,18 @@ from ingestion.core.config import Settings, get_settings
 
 
 def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Register ``dataset``'s gold; returns the run's summary."""
+    """Register ``dataset``'s gold table as the next asset version, if its data changed.
+
+    Args:
+        dataset: the dataset (or its gold name).
+        settings: default :func:`get_settings` (the environment's).
+
+    Returns:
+        The register result (JSON-able).
+
+    Raises:
+        HeadwaterError: register failed (recorded in the run ledger first).
+    """
     from ingestion.contracts import Catalog
     from ingestion.core.spark.session import get_spark
     from ingestion.core.storage import open_storage
@@ -31,6 +42,14 @@ def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m jobs.register``: parse ``argv``, run, print the result as JSON on stdout.
+
+    Args:
+        argv: the command-line arguments; default ``sys.argv[1:]``.
+
+    Returns:
+        The process exit code.
+    """
     parser = argparse.ArgumentParser(prog="jobs.register", description=__doc__)
     parser.add_argument("--dataset", required=True)
     args = parser.parse_args(argv)

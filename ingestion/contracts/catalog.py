@@ -27,7 +27,15 @@ class Catalog:
 
     @classmethod
     def discover(cls, package: str | None = None) -> Catalog:
-        """Import every module of ``package`` (default ``schemas``) and collect its ``DATASET``."""
+        """Import every module of ``package`` and collect its ``DATASET``.
+
+        Args:
+            package: the package holding the contracts; default ``$HEADWATER_SCHEMAS_PACKAGE``,
+                else ``schemas``. Modules whose name starts with ``_`` are skipped.
+
+        Raises:
+            ContractError: a ``DATASET`` is not a :class:`Dataset`, or a name is declared twice.
+        """
         package = package or os.environ.get("HEADWATER_SCHEMAS_PACKAGE", DEFAULT_PACKAGE)
         pkg = importlib.import_module(package)
         found: list[Dataset] = []
@@ -50,9 +58,15 @@ class Catalog:
         return len(self._by_name)
 
     def names(self) -> list[str]:
+        """The dataset names, sorted."""
         return sorted(self._by_name)
 
     def get(self, name: str) -> Dataset:
+        """The dataset called ``name``.
+
+        Raises:
+            UnknownDatasetError: no such dataset (the error lists the known names).
+        """
         try:
             return self._by_name[name]
         except KeyError:

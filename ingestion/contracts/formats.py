@@ -6,13 +6,27 @@ Plain data, importable without pyspark: the Function side routes with it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Compression = Literal["auto", "none", "gzip"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Csv:
+    """Delimited text, read with Spark's CSV reader; every value lands in bronze as a string.
+
+    Args:
+        delimiter: field separator.
+        quote: quote character.
+        escape: escape character inside quoted values (CSV's convention: a doubled quote).
+        header: the first line names the columns (matched to the contract by name).
+        multiline: quoted values may span lines (files are then read whole, not split).
+        encoding: the files' text encoding.
+        timestamp_format: Spark datetime pattern for timestamp columns; None: ISO 8601.
+        date_format: Spark datetime pattern for date columns; None: ISO 8601.
+        compression: ``auto`` decides by the file name (``.gz``).
+    """
+
     delimiter: str = ","
     quote: str = '"'
     escape: str = '"'
@@ -47,10 +61,12 @@ class JsonArray:
 
 @dataclass(frozen=True, kw_only=True)
 class Parquet:
+    """Parquet files; their own types are read, then kept as strings in bronze like any format."""
+
     compression: Compression = "auto"
     kind: Literal["parquet"] = field(default="parquet", init=False)
     timestamp_format: None = field(default=None, init=False)
     date_format: None = field(default=None, init=False)
 
 
-FileFormat = Union[Csv, JsonLines, JsonArray, Parquet]
+FileFormat = Csv | JsonLines | JsonArray | Parquet

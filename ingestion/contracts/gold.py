@@ -10,7 +10,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from ingestion.core.errors import ContractError
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GoldWrite = Literal["overwrite_partitions", "merge"]
 AssetType = Literal["mltable", "uri_folder"]
-GoldBuild = Union[str, Callable[..., "DataFrame"]]
+GoldBuild = str | Callable[..., "DataFrame"]
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _DOTTED_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -102,4 +102,5 @@ class Dataset:
         return list(self.model().to_schema().columns)
 
     def action_for(self, column: str, check: str) -> Action:
+        """The action for a failed ``check`` on ``column``: ``column.check``, then ``column``, then the default."""
         return self.check_actions.get(f"{column}.{check}", self.check_actions.get(column, self.check_action))

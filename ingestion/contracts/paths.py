@@ -56,6 +56,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def glob_match(pattern: str, path: str) -> bool:
+    """Whether the whole of ``path`` matches the landing glob ``pattern``."""
     return glob_regex(pattern).match(path) is not None
 
 

@@ -36,6 +36,8 @@ RESERVED_PREFIX = "_"
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing wrong with a contract: ``code`` names the kind (``format``, ``pattern_overlap``...), stable for scripts."""
+
     dataset: str
     code: str
     message: str

@@ -30,8 +30,9 @@ class LeaseLostError(LeaseHeldError):
 
 
 class Lease:
-    """``with Lease(storage, "orders", owner=run_id, seconds=600).acquire(wait=30): ...``
+    """A dataset's writer lease: one writer at a time, taken over when its holder stops renewing.
 
+    ``with Lease(storage, "orders", owner=run_id, seconds=600).acquire(wait=30): ...``
     ``scope`` separates writer roles of one dataset: ingest (bronze) holds the plain lease,
     curate and replay (both write silver and quarantine) hold ``scope="silver"``, so an ingest
     and a curate of the same dataset may run together but two silver writers may not.

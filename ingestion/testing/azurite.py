@@ -78,10 +78,12 @@ class Azurite:
 
     @property
     def endpoint(self) -> str:
+        """The blob endpoint URL (path-style: the account is the first path segment)."""
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
+        """A connection string with Azurite's well-known development key (not a secret)."""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
             f"BlobEndpoint={self.endpoint};"
@@ -89,6 +91,18 @@ class Azurite:
 
     @classmethod
     def start(cls, *, location: Path, timeout: float = 30.0) -> Azurite:
+        """Start Azurite on a free loopback port, storing its data in ``location``.
+
+        Args:
+            location: folder for Azurite's data and its log (``azurite.log``).
+            timeout: seconds to wait for it to answer, per attempt (three attempts).
+
+        Returns:
+            The running server; call :meth:`stop` when done.
+
+        Raises:
+            AzuriteError: it did not start (the error carries the end of its log).
+        """
         exe = find_azurite(Path(__file__).parent)
         last_error = ""
         for _ in range(3):  # the free port may be taken between probe and bind: retry
@@ -139,6 +153,7 @@ class Azurite:
         return False
 
     def stop(self) -> None:
+        """Terminate the server (killed after 10 s); stopping twice is harmless."""
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return

@@ -34,7 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    """A local Spark session with Delta, shared by the whole test session."""
+    """A local Spark session with Delta, shared by the whole test session.
+
+    Two cores, two shuffle partitions (test data is small); stopped when the session ends.
+
+    Returns:
+        The SparkSession (a generator fixture: yields it).
+    """
     from ingestion.core.spark.session import get_spark
 
     settings = Settings(spark=SparkSettings(master="local[2]", shuffle_partitions=2))
@@ -45,6 +51,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
 
 @pytest.fixture
 def lake_settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh local lake under the test's ``tmp_path`` (``<tmp_path>/lake``).
+
+    Returns:
+        Settings; pass them to jobs that take ``settings=`` so they use this lake.
+    """
     return Settings(
         lake=LakeSettings(kind="local", root=tmp_path / "lake"),
         spark=SparkSettings(master="local[2]", shuffle_partitions=2),
@@ -53,6 +64,11 @@ def lake_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def lake(lake_settings: Settings) -> LocalStorage:
+    """The storage of the ``lake_settings`` lake: empty at the start of each test.
+
+    Returns:
+        A LocalStorage rooted at ``lake_settings.lake.root``.
+    """
     from ingestion.core.storage import LocalStorage
 
     return LocalStorage(lake_settings.lake.root)
@@ -60,6 +76,11 @@ def lake(lake_settings: Settings) -> LocalStorage:
 
 @pytest.fixture
 def catalog() -> Catalog:
+    """The project's datasets, discovered from ``schemas/`` (or ``$HEADWATER_SCHEMAS_PACKAGE``).
+
+    Returns:
+        The Catalog.
+    """
     from ingestion.contracts import Catalog
 
     return Catalog.discover()
@@ -67,7 +88,13 @@ def catalog() -> Catalog:
 
 @pytest.fixture
 def land(lake: LocalStorage, catalog: Catalog) -> Callable[..., EventResult]:
-    """``land("orders/a.csv", b"...")``: write into landing and raise the file-landed event."""
+    """``land("orders/a.csv", b"...")``: write into landing and raise the file-landed event.
+
+    Returns:
+        ``land(path, data, *, events=1)``: ``path`` is relative to the landing zone; ``events``
+        raises the event that many times (at-least-once delivery). It returns the last event's
+        EventResult.
+    """
     from ingestion.events import EventHandler, Ledger
 
     handler = EventHandler(Ledger(lake), catalog)
@@ -98,7 +125,13 @@ class ContractRun:
 def run_contract(
     spark: SparkSession, lake: LocalStorage, catalog: Catalog, land: Callable[..., EventResult]
 ) -> Callable[[str, Mapping[str, bytes]], ContractRun]:
-    """``run_contract("orders", {"orders/a.csv": b"..."})``: land the files, ingest, curate."""
+    """``run_contract("orders", {"orders/a.csv": b"..."})``: land the files, ingest, curate.
+
+    Returns:
+        ``run_contract(dataset, files)``: ``files`` maps landing-relative paths to contents. It
+        returns a :class:`ContractRun` with the bronze, silver and quarantine rows and both
+        jobs' results; it fails the test when nothing reached bronze.
+    """
 
     def _run(dataset: str, files: Mapping[str, bytes]) -> ContractRun:
         from ingestion.bronze.job import ingest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
     for name in names:
         r = _stage(
             f"ingest {name}",
-            lambda: ingest(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60),
+            partial(ingest, ctx.spark, ctx.storage, ctx.catalog, name, settings=settings, lease_wait=60),
         )
         if r.status == "skipped":
             console.print(f"  ingest   {name}: nothing new")
@@ -68,7 +69,7 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
             console.print(f"    [yellow]file quarantined[/] {rej['path']}: {rej['reason']}")
     for name in names:
         c = _stage(
-            f"curate {name}", lambda: curate(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
+            f"curate {name}", partial(curate, ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
         )
         if c.status == "skipped":
             console.print(f"  curate   {name}: nothing new")
@@ -85,7 +86,7 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
         if ctx.catalog.get(name).gold is None:
             continue
         p = _stage(
-            f"publish {name}", lambda: publish(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
+            f"publish {name}", partial(publish, ctx.spark, ctx.storage, ctx.catalog, name, settings=settings)
         )
         gold_name = ctx.catalog.get(name).gold.name
         what = (
@@ -96,7 +97,7 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
         console.print(f"  publish  {gold_name}: {what}")
         reg = _stage(
             f"register {gold_name}",
-            lambda: register(ctx.spark, ctx.storage, ctx.catalog, name, settings=settings),
+            partial(register, ctx.spark, ctx.storage, ctx.catalog, name, settings=settings),
         )
         results.append(reg)
         if reg.status == "registered" and reg.asset is not None:

@@ -14,6 +14,7 @@ import io
 import threading
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psutil
@@ -85,11 +86,11 @@ def test_handler_memory_is_bounded_for_a_200_mb_blob(runtime, azurite_storage, b
     for label, size in sizes.items():
         name = f"orders/big-{label}.csv"
         # Writing it streams too: blocks of CHUNK bytes staged one at a time.
-        info, put_peak, _ = _measure(lambda: azurite_storage.write_stream(f"landing/{name}", _Pattern(size)))  # type: ignore[arg-type]
+        info, put_peak, _ = _measure(partial(azurite_storage.write_stream, f"landing/{name}", _Pattern(size)))
         assert info.size == size
         blob = bind_blob(name)
-        _, handler_peak, handler_rss = _measure(lambda: landing_blob(blob))
-        digest, hash_peak, hash_rss = _measure(lambda: azurite_storage.sha256(f"landing/{name}"))
+        _, handler_peak, handler_rss = _measure(partial(landing_blob, blob))
+        digest, hash_peak, hash_rss = _measure(partial(azurite_storage.sha256, f"landing/{name}"))
         assert digest == _expected_sha256(sizes[label])
         figures[label] = {
             "upload_peak_mb": put_peak / MB,

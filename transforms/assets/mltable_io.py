@@ -186,7 +186,7 @@ def _pandas_canonical(pdf: Any, cols: list[str], types: dict[str, str]) -> list[
             else:
                 vals.append(v)
         out_cols.append(vals)
-    return list(zip(*out_cols)) if out_cols else []
+    return list(zip(*out_cols, strict=True)) if out_cols else []
 
 
 def load_check(

@@ -111,8 +111,16 @@ def profile_frame(
     """Profile every column of ``df`` (two Spark jobs whatever the column count).
 
     Args:
+        df: the frame to profile (gold at one version).
         skip: key columns (no distribution to compare).
         exclude: columns declared out of drift (``Gold.drift_exclude``).
+        reference: a previous profile: numeric columns are also counted at its quantile
+            points and categorical ones at its categories, so drift compares like with like.
+        max_categories: the most frequent values kept per categorical column; the rest count
+            as one "other" bucket.
+
+    Returns:
+        The profile: per column its kind, counts, nulls and distribution (JSON-able).
     """
     from pyspark.sql import functions as F
 
@@ -240,13 +248,13 @@ def _smooth(fracs: list[float]) -> list[float]:
 def psi(expected: list[float], actual: list[float]) -> float:
     """Population stability index of ``actual`` against ``expected`` (fractions, ε-smoothed)."""
     e, a = _smooth(expected), _smooth(actual)
-    return float(sum((ai - ei) * math.log(ai / ei) for ei, ai in zip(e, a)))
+    return float(sum((ai - ei) * math.log(ai / ei) for ei, ai in zip(e, a, strict=True)))
 
 
 def _cdf_at(points: list[float], cdf: list[float], x: float) -> float:
     """Step-function CDF from (point, fraction <= point) pairs, evaluated at x."""
     value = 0.0
-    for p, f in zip(points, cdf):
+    for p, f in zip(points, cdf, strict=True):
         if p <= x:
             value = f
         else:
@@ -278,7 +286,7 @@ def _numeric_drift(prev: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
     at = {p: i for i, p in enumerate(p_points)}
     prev_bins = _bins_from_cdf([p_cdf[at[e]] for e in edges])
     cur_bins = _bins_from_cdf([c_cdf[at[e]] for e in edges])
-    ks = max((abs(a - b) for a, b in zip(p_cdf, c_cdf)), default=0.0)
+    ks = max((abs(a - b) for a, b in zip(p_cdf, c_cdf, strict=True)), default=0.0)
     return {
         "psi": psi(prev_bins, cur_bins),
         "ks": float(ks),

@@ -198,7 +198,11 @@ def register(
     """Register gold's current Delta version as the next asset version, if its data changed.
 
     Args:
+        spark: the session (Delta configured).
+        storage: the lake.
+        catalog: the project's datasets.
         dataset_name: the dataset (or its gold name).
+        settings: environment and Azure ML settings; default :func:`get_settings`.
         registry: defaults to Azure ML when configured, else the local registry.
         max_check_rows: the load check compares every row up to this many; above, counts and
             schema only.

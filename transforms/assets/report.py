@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 from typing import Any
 
 COLOURS = {
@@ -81,7 +82,7 @@ def _bin_labels(entry: dict[str, Any]) -> list[str]:
         return ["all"]
     kind = entry["kind"]
     labels = [f"≤{_value(edges[0], kind)}"]
-    labels += [f"{_value(a, kind)}–{_value(b, kind)}" for a, b in zip(edges, edges[1:])]
+    labels += [f"{_value(a, kind)}–{_value(b, kind)}" for a, b in itertools.pairwise(edges)]
     labels.append(f">{_value(edges[-1], kind)}")
     return labels
 

@@ -1,5 +1,6 @@
-"""Trace one landed file forward to the asset versions holding it, or an asset version back
-to its source files, through the pins every layer leaves:
+"""Trace a landed file forward to the asset versions holding it, or an asset version back.
+
+An asset version traces back to its source files through the pins every layer leaves:
 
 landing file -> ledger entry (dataset, etag, batch) -> batch manifest (bronze version, run id)
 -> first silver version whose ``bronze_end_version`` covers it -> first gold version whose

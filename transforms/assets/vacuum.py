@@ -75,6 +75,11 @@ def vacuum(
     """Vacuum a dataset's gold table unless a live asset version needs a file it would delete.
 
     Args:
+        spark: the session (Delta configured).
+        storage: the lake.
+        catalog: the project's datasets.
+        dataset_name: the dataset (or its gold name).
+        registry: the asset registry whose live versions pin files.
         retain_hours: keep files removed from the table less than this long ago; defaults to
             the table's deleted-file retention (asset lifetime plus slack).
         dry_run: only list what would be deleted.

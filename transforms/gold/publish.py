@@ -247,7 +247,8 @@ def sql_literal(value: Any) -> str:
 
 def _partition_predicate(parts: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
     return " OR ".join(
-        "(" + " AND ".join(f"`{p}` <=> {sql_literal(v)}" for p, v in zip(parts, row)) + ")" for row in values
+        "(" + " AND ".join(f"`{p}` <=> {sql_literal(v)}" for p, v in zip(parts, row, strict=True)) + ")"
+        for row in values
     )
 
 
@@ -292,7 +293,9 @@ def _overwrite_partitions(spark: SparkSession, uri: str, gold: Gold, out: DataFr
         return WriteOutcome(committed=False)
     predicate = _partition_predicate(parts, values)
     (out.where(predicate).write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
-    return WriteOutcome(committed=True, partitions=[dict(zip(parts, map(str, v))) for v in values[:50]])
+    return WriteOutcome(
+        committed=True, partitions=[dict(zip(parts, map(str, v), strict=True)) for v in values[:50]]
+    )
 
 
 def _metrics(spark: SparkSession, uri: str, version: int) -> dict[str, int]:
@@ -352,7 +355,11 @@ def publish(
     """Publish a dataset's gold table from its pinned silver inputs; one run-ledger record.
 
     Args:
+        spark: the session (Delta configured).
+        storage: the lake.
+        catalog: the project's datasets.
         dataset_name: the dataset (or its gold name).
+        settings: the environment recorded with the run; default :func:`get_settings`.
         force: rebuild even when the silver versions are the ones gold was last built from.
 
     Returns:

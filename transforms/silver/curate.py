@@ -69,6 +69,10 @@ def curate(
     Holds the dataset's silver writer lease (shared with replay) for the whole run.
 
     Args:
+        spark: the session (Delta configured).
+        storage: the lake.
+        catalog: the project's datasets.
+        dataset_name: the dataset to curate.
         settings: the lease duration (``lease_seconds``); defaults apply without it.
         plan: the checks to run; by default compiled from the contract. ``Plan.empty()``
             checks nothing (the benchmarks time the job without validation with it).

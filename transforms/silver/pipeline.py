@@ -206,8 +206,9 @@ def _silver_columns(df: DataFrame) -> DataFrame:
 
 
 def _materialize(df: DataFrame) -> tuple[DataFrame, bool]:
-    """A lazily stored copy of ``df`` (filled by the first job that reads it), and whether it
-    is a checkpoint (True) or a cache (False).
+    """A lazily stored copy of ``df`` (filled by the first job that reads it), and its kind.
+
+    The flag is True for a checkpoint, False for a cache.
     """
     try:
         return df.localCheckpoint(eager=False), True

@@ -116,6 +116,8 @@ def get_spark(
     """The active session (cluster), or a new local one with Delta.
 
     Args:
+        settings: the Spark settings for a new local session (master, memory, Delta jars);
+            default :func:`get_settings`.
         warehouse: spark.sql.warehouse.dir for a new local session.
         jvm_log: file for the local JVM's console output (the CLI keeps the terminal clean).
     """

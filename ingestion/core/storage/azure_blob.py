@@ -171,6 +171,7 @@ class BlobStorage(Storage):
 
     # --- mapping -------------------------------------------------------------------------------
     def container_name(self, zone: str) -> str:
+        """The container holding ``zone`` (the zone's name unless mapped otherwise)."""
         return self.containers.get(zone, zone)
 
     def _container(self, zone: str) -> ContainerClient:
@@ -188,6 +189,7 @@ class BlobStorage(Storage):
 
     # --- Storage ---------------------------------------------------------------------------------
     def info(self, path: str) -> ObjectInfo | None:
+        """The blob's properties (one HEAD), or None when absent or a folder placeholder."""
         zone, rest = split_zone(path)
         if not rest:
             return None
@@ -200,6 +202,7 @@ class BlobStorage(Storage):
         return _object_info(path.strip("/"), props)
 
     def open_read(self, path: str) -> BinaryIO:
+        """A buffered reader over ranged GETs of :data:`GET_RANGE` bytes."""
         try:
             downloader = self._blob(path).download_blob(max_concurrency=1)
         except ResourceNotFoundError:
@@ -209,6 +212,7 @@ class BlobStorage(Storage):
     def write_bytes(
         self, path: str, data: bytes, *, exclusive: bool = False, if_match: str | None = None
     ) -> ObjectInfo:
+        """One PUT with ``If-None-Match: *`` (exclusive) or ``If-Match`` (``if_match``)."""
         blob = self._blob(path)
         kwargs: dict[str, Any] = {"overwrite": True}
         if exclusive:
@@ -238,6 +242,7 @@ class BlobStorage(Storage):
         )
 
     def write_stream(self, path: str, stream: BinaryIO) -> ObjectInfo:
+        """Stage one block per :data:`CHUNK` read from the stream, then commit them."""
         blob = self._blob(path)
         # No length: the SDK stages one block per chunk read from the stream, then commits them.
         blob.upload_blob(stream, overwrite=True, max_concurrency=1)
@@ -247,6 +252,7 @@ class BlobStorage(Storage):
         return info
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Blobs below the folder ``prefix`` (or the one blob it names), without folder placeholders."""
         zone, rest = split_zone(prefix)
         container = self._container(zone)
         rest = rest.strip("/")
@@ -266,6 +272,7 @@ class BlobStorage(Storage):
             yield _object_info(f"{zone}/{props.name}", props)
 
     def delete(self, path: str, *, if_match: str | None = None) -> None:
+        """One DELETE, with ``If-Match`` when ``if_match`` is given."""
         kwargs: dict[str, Any] = {}
         if if_match is not None:
             kwargs.update(etag=normalize_etag(if_match), match_condition=MatchConditions.IfNotModified)
@@ -277,6 +284,7 @@ class BlobStorage(Storage):
             raise PreconditionFailedError(path) from None
 
     def uri(self, path: str) -> str:
+        """An ``abfss://`` URI on the account's DFS endpoint."""
         zone, rest = split_zone(path)
         return f"abfss://{self.container_name(zone)}@{self.account}.{self.dfs_suffix}/{rest}"
 

@@ -49,17 +49,30 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def open_read(self, path: str) -> BinaryIO:
-        """A stream over the object's bytes (never the whole object in memory)."""
+        """A stream over the object's bytes (never the whole object in memory).
+
+        Raises:
+            NotFoundError: no object at ``path``.
+        """
 
     @abc.abstractmethod
     def write_bytes(
         self, path: str, data: bytes, *, exclusive: bool = False, if_match: str | None = None
     ) -> ObjectInfo:
-        """Write an object.
+        """Write an object (whole, atomically: readers never see half of it).
 
         Args:
+            path: lake path of the object.
+            data: its new content.
             exclusive: create only if absent (``If-None-Match: *``); else AlreadyExistsError.
             if_match: replace only if the current etag is this; else PreconditionFailedError.
+
+        Returns:
+            The written object's info (its new etag).
+
+        Raises:
+            AlreadyExistsError: ``exclusive`` and the object exists.
+            PreconditionFailedError: ``if_match`` and the object changed or is gone.
         """
 
     @abc.abstractmethod
@@ -72,7 +85,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, path: str, *, if_match: str | None = None) -> None:
-        """Remove an object; absent is not an error."""
+        """Remove an object; absent is not an error.
+
+        Raises:
+            PreconditionFailedError: ``if_match`` and the object changed.
+        """
 
     @abc.abstractmethod
     def uri(self, path: str) -> str:
@@ -80,13 +97,20 @@ class Storage(abc.ABC):
 
     # --- shared conveniences -------------------------------------------------------------------
     def exists(self, path: str) -> bool:
+        """Whether an object is at ``path`` (a folder is not an object)."""
         return self.info(path) is not None
 
     def read_bytes(self, path: str) -> bytes:
+        """The whole object in memory: for small system files; stream data with :meth:`open_read`.
+
+        Raises:
+            NotFoundError: no object at ``path``.
+        """
         with self.open_read(path) as fh:
             return fh.read()
 
     def copy(self, src: str, dst: str) -> ObjectInfo:
+        """Stream ``src`` into ``dst`` (overwrites); returns ``dst``'s info."""
         with self.open_read(src) as fh:
             return self.write_stream(dst, fh)
 

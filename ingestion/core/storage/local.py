@@ -49,10 +49,12 @@ class LocalStorage(Storage):
         )
 
     def info(self, path: str) -> ObjectInfo | None:
+        """The file's size and etag (from mtime, size and inode), or None when absent."""
         fs = self._fs(path)
         return self._info(path, fs) if fs.is_file() else None
 
     def open_read(self, path: str) -> BinaryIO:
+        """The file, opened for binary reading."""
         try:
             return open(self._fs(path), "rb")
         except FileNotFoundError:
@@ -86,6 +88,7 @@ class LocalStorage(Storage):
     def write_bytes(
         self, path: str, data: bytes, *, exclusive: bool = False, if_match: str | None = None
     ) -> ObjectInfo:
+        """Write aside and rename into place; ``exclusive`` links instead (fails if the name exists)."""
         fs = self._fs(path)
         fs.parent.mkdir(parents=True, exist_ok=True)
         if exclusive:
@@ -114,12 +117,14 @@ class LocalStorage(Storage):
         return self._info(path, fs)
 
     def write_stream(self, path: str, stream: BinaryIO) -> ObjectInfo:
+        """Copy the stream to a temp file in 4 MiB chunks, then rename it into place."""
         fs = self._fs(path)
         with self._locked(path):
             self._replace(fs, stream)
         return self._info(path, fs)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Files below ``prefix`` (or ``prefix`` itself when it is a file), skipping temp files."""
         base = self._fs(prefix)
         if base.is_file():
             yield self._info(prefix, base)
@@ -141,6 +146,7 @@ class LocalStorage(Storage):
                     continue
 
     def delete(self, path: str, *, if_match: str | None = None) -> None:
+        """Unlink the file, under the path's lock when ``if_match`` is given."""
         fs = self._fs(path)
         with self._locked(path):
             if if_match is not None:
@@ -150,4 +156,5 @@ class LocalStorage(Storage):
             fs.unlink(missing_ok=True)
 
     def uri(self, path: str) -> str:
+        """A ``file:`` URI."""
         return self._fs(path).as_uri()

@@ -12,7 +12,7 @@ from transforms.assets.profile import compare_profiles, profile_frame, psi
 
 def _frame(spark, values, *, cats=None, schema="x double, c string"):
     cats = cats or ["a"] * len(values)
-    return spark.createDataFrame(list(zip(values, cats)), schema)
+    return spark.createDataFrame(list(zip(values, cats, strict=True)), schema)
 
 
 def test_psi_of_identical_fractions_is_zero_and_grows_with_the_shift():

@@ -116,12 +116,12 @@ def test_pinned_version_reads_its_old_rows_after_gold_moved_on(scenario, spark):
     v2 = mltable.load(str(Path(lake.root) / scenario["reg2"].asset.path)).to_pandas_dataframe()
 
     old = {r.customer_id: r.total_amount for r in scenario["v1_rows"]}
-    assert dict(zip(v1.customer_id, v1.total_amount)) == pytest.approx(old)
+    assert dict(zip(v1.customer_id, v1.total_amount, strict=True)) == pytest.approx(old)
     now = spark.read.format("delta").load(lake.uri(gold_table("customer_features"))).collect()
-    assert dict(zip(v2.customer_id, v2.total_amount)) == pytest.approx(
+    assert dict(zip(v2.customer_id, v2.total_amount, strict=True)) == pytest.approx(
         {r.customer_id: r.total_amount for r in now}
     )
-    assert any(abs(old[c] - t) > 0.01 for c, t in zip(v2.customer_id, v2.total_amount))
+    assert any(abs(old[c] - t) > 0.01 for c, t in zip(v2.customer_id, v2.total_amount, strict=True))
 
 
 def test_tags_describe_the_version(scenario, spark):
