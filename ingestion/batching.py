@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ingestion.core.config import BatchingSettings, RetrySettings, Settings
@@ -78,14 +78,14 @@ class BatchPolicy:
     def thresholds(self, dataset: str) -> Thresholds:
         """The dataset's thresholds: its override where set, else the defaults."""
         override = self.settings.datasets.get(dataset)
-        base = {
-            "max_files": self.settings.max_files,
-            "max_bytes": self.settings.max_bytes,
-            "max_age_seconds": self.settings.max_age_seconds,
-        }
+        base = Thresholds(
+            max_files=self.settings.max_files,
+            max_bytes=self.settings.max_bytes,
+            max_age_seconds=self.settings.max_age_seconds,
+        )
         if override is not None:
-            base.update(override.model_dump(exclude_none=True))
-        return Thresholds(**base)
+            base = replace(base, **override.model_dump(exclude_none=True))
+        return base
 
     def decide(self, dataset: str, queued: Sequence[QueuedFile], *, now: float) -> Decision:
         """Whether ``queued`` (the dataset's pending files) should become a run at ``now``."""

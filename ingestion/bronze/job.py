@@ -387,11 +387,11 @@ class IngestJob:
         from ingestion.bronze import readers
 
         readable: list[tuple[ManifestFile, tuple[str, ...] | None]] = []
-        for f in todo:
+        for todo_file in todo:
             try:
-                readable.append((f, sniff(self.storage, ds, f.path, f.size).header))
+                readable.append((todo_file, sniff(self.storage, ds, todo_file.path, todo_file.size).header))
             except FileRejectedError as err:
-                self._reject(f, err.reason, err.code)
+                self._reject(todo_file, err.reason, err.code)
         if not readable:
             return None
         by_uri = {_norm(self.storage.uri(f"landing/{f.path}")): f for f, _ in readable}

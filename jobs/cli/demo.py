@@ -175,7 +175,7 @@ def demo_cmd(
     def body() -> None:
         console.rule(f"headwater demo · lake at {lake.resolve()}")
         _stage("starting Spark", lambda: ctx.spark)
-        last = []
+        last: list[Any] = []
         for batch in (1, 2):
             last = _batch(ctx, batch, settings) or last
         _summary(ctx)

@@ -427,7 +427,8 @@ def _tables_section(ctx: Context, dataset: str | None) -> tuple[str, Any, Any]:
     from ingestion.core.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
     from ingestion.core.spark.delta import table_version
 
-    rows, data = [], {}
+    rows: list[list[Any]] = []
+    data: dict[str, Any] = {}
     for name in [dataset] if dataset else ctx.catalog.names():
         for zone, path in (
             ("bronze", bronze_table(name)),

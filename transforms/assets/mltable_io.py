@@ -169,7 +169,7 @@ def _pandas_canonical(pdf: Any, cols: list[str], types: dict[str, str]) -> list[
     for c in cols:
         t = types[c]
         s = pdf[c]
-        vals = []
+        vals: list[Any] = []
         for v in s.tolist():
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
                 vals.append(None)

@@ -147,6 +147,7 @@ def profile_frame(
     for n in categorical:
         aggs.append(F.approx_count_distinct(F.col(f"`{n}`")).alias(f"nd{idx[n]}"))
     first = df.agg(*aggs).first()
+    assert first is not None  # an aggregation without grouping returns one row
     rows = int(first["__rows"])
 
     profile: dict[str, Any] = {"rows": rows, "columns": {}}

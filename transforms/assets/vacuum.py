@@ -98,11 +98,11 @@ def vacuum(
     pinned = live_files(spark, uri, registry, gold.name)
     # Our guard below is stricter than Delta's period check for registered versions, so the
     # period check is lifted for this one command only.
-    previous = spark.conf.get(_CHECK_CONF, "true")
+    previous = str(spark.conf.get(_CHECK_CONF, "true"))
     spark.conf.set(_CHECK_CONF, "false")
     # VACUUM lists files with this many tasks (10000 by default): minutes for a small table on
     # a small cluster. Scale it to the cluster unless someone chose a value.
-    listing = spark.conf.get(_LISTING_CONF, "10000")
+    listing = str(spark.conf.get(_LISTING_CONF, "10000"))
     if listing == "10000":
         spark.conf.set(_LISTING_CONF, str(max(8, spark.sparkContext.defaultParallelism * 4)))
     try:

@@ -136,6 +136,7 @@ def ensure_table(spark: SparkSession, uri: str, gold: Gold, schema: StructType) 
         builder.execute()
         return
     detail = DeltaTable.forPath(spark, uri).detail().first()
+    assert detail is not None  # detail() is one row per table
     problems = []
     have = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(uri).schema}
     want = {f.name: f.dataType.simpleString() for f in schema}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
 
-from ingestion import lake
+from ingestion.core import lake
 from transforms.silver.errors import UnsupportedTypeError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.runs import RunRecord, recorded
 from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 from pyspark.sql import Window
 
-from ingestion import lake
+from ingestion.core import lake
 from transforms.silver.casting import (
     CAST_FAIL,
     ERROR_TYPE,
@@ -159,13 +159,13 @@ def _str_length(c: Column, s: Mapping[str, Any]) -> Column:
     if s.get("exact_value") is not None:
         return n == s["exact_value"]
     lo, hi = s.get("min_value"), s.get("max_value")
-    if lo is None and hi is None:
-        raise ValueError("str_length needs min_value or max_value")
-    if lo is None:
-        return n <= hi
-    if hi is None:
+    if lo is not None and hi is not None:
+        return (n >= lo) & (n <= hi)
+    if lo is not None:
         return n >= lo
-    return (n >= lo) & (n <= hi)
+    if hi is not None:
+        return n <= hi
+    raise ValueError("str_length needs min_value or max_value")
 
 
 # --- the plan -------------------------------------------------------------------------------------

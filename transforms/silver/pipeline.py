@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 from pyspark.sql import Window
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.reasons import RunCode
 from transforms.silver.casting import RAW, cast_bronze, contract_columns, extra_columns, quote
 from transforms.silver.errors import CurateError

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyspark.sql.functions as F
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import RAW, quote
 from transforms.silver.expectations import ERRORS

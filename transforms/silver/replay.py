@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.runs import RunRecord, recorded
 from ingestion.core.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
 from transforms.silver import quarantine as q
@@ -31,7 +31,7 @@ from transforms.silver.silver import _session_conf, merge, schema_problems
 from transforms.silver.state import writer_lease
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from ingestion.contracts import Catalog, Dataset
     from ingestion.core.config import Settings
@@ -153,7 +153,7 @@ def _run(
         prepared.release()
 
 
-def _clean_up(spark: SparkSession, q_uri: str, frame, dataset: str, qv: int) -> None:  # noqa: ANN001
+def _clean_up(spark: SparkSession, q_uri: str, frame: DataFrame, dataset: str, qv: int) -> None:
     """One commit: delete released rows, refresh the reasons of rows still failing."""
     from delta.tables import DeltaTable
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyspark.sql.functions as F
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.spark.delta import commit_tag, find_commit, idempotent_session_txn, is_delta
 from transforms.silver.casting import quote
 
@@ -79,11 +79,11 @@ def _session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        for k, v in previous.items():
-            if v is None:
+        for k, old in previous.items():
+            if old is None:
                 spark.conf.unset(k)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(k, old)
 
 
 def ensure_table(spark: SparkSession, uri: str, source: DataFrame, dataset: Dataset) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
-from ingestion import lake
+from ingestion.core import lake
 from ingestion.core.reasons import RunCode
 from transforms.silver.errors import CurateError
 

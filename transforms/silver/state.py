@@ -34,8 +34,10 @@ def writer_lease(
     LeaseHeldError when another run holds it past ``wait`` seconds; nothing is read or written
     then. Held with a heartbeat; the job calls ``check()`` before each write.
     """
-    timing = {} if settings is None else {"seconds": settings.lease_seconds}
-    return Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner, **timing).acquire(wait=wait)
+    lease = Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner)
+    if settings is not None:
+        lease.seconds = settings.lease_seconds
+    return lease.acquire(wait=wait)
 
 
 def state_path(dataset: str) -> str:

@@ -88,7 +88,9 @@ def fetch_delta_jars(cache_dir: Path, *, coordinates: list[str] | None = None) -
         raise ConfigError(f"Maven could not fetch {', '.join(coordinates)}: " + " | ".join(tail))
     # Spark ships its own Hadoop, Scala, Jackson, Parquet...: keep only what it lacks, so no
     # library is on the classpath twice in two versions.
-    shipped = _artifact_names(Path(__import__("pyspark").__file__).parent / "jars")
+    import pyspark
+
+    shipped = _artifact_names(Path(pyspark.__path__[0]) / "jars")
     for jar in cache_dir.glob("*.jar"):
         if _artifact(jar.name) in shipped:
             jar.unlink()

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # reading it (about 10x the range size at peak, measured), so the range size bounds the memory a
 # streamed read needs. Uploads stage blocks of CHUNK bytes. SDK defaults: 32 MB GET / 64 MB PUT.
 GET_RANGE = 1024 * 1024
-TRANSFER_OPTIONS: dict[str, int] = {
+TRANSFER_OPTIONS: dict[str, Any] = {  # keyword options of the SDK's clients
     "max_single_get_size": GET_RANGE,
     "max_chunk_get_size": GET_RANGE,
     "max_single_put_size": CHUNK,
@@ -207,7 +207,7 @@ class BlobStorage(Storage):
             downloader = self._blob(path).download_blob(max_concurrency=1)
         except ResourceNotFoundError:
             raise NotFoundError(path) from None
-        return io.BufferedReader(_BlobReader(downloader), buffer_size=64 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(_BlobReader(downloader), buffer_size=64 * 1024)
 
     def write_bytes(
         self, path: str, data: bytes, *, exclusive: bool = False, if_match: str | None = None
