@@ -38,6 +38,9 @@ demo: setup
 	$(VENV)/bin/headwater demo
 
 test: setup $(FLOOR_STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy ingestion transforms functions jobs
 	$(VENV)/bin/python -m pytest
 	$(FLOOR)/bin/python -m pytest -m floor -p no:cacheprovider
 
