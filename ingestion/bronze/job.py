@@ -272,7 +272,7 @@ class IngestJob:
                 ds.name,
                 manifest.batch,
                 state.attempt_number,
-                describe(state.outcome.exception()) if state.outcome and state.outcome.exception() else "?",
+                describe(exc) if state.outcome and (exc := state.outcome.exception()) else "?",
             ),
         )
         try:

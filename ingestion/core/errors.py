@@ -115,7 +115,7 @@ class FileRejectedError(HeadwaterError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-        self.code = code
+        self.code: FileCode = code
 
 
 class BatchFailedError(HeadwaterError):

@@ -238,9 +238,8 @@ def readmit_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Re-queue rejected files of a dataset (after a contract fix)."""
-    from ingestion.events import Ledger
-
     from ingestion.core.reasons import FileCode, UnknownCodeError
+    from ingestion.events import Ledger
 
     try:
         wanted = FileCode.parse(code) if code else None

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ingestion.events.ledger import entry_key
-from ingestion.core.reasons import FileCode, RunCode
 from ingestion.core.errors import FileRejectedError, StorageError
+from ingestion.core.reasons import FileCode, RunCode
+from ingestion.events.ledger import entry_key
 from ingestion.poison import PoisonBox
 
 
