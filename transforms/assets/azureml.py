@@ -76,9 +76,7 @@ def _unavailable(err: Exception) -> RegistryUnavailableError | None:
         503,
         504,
     ):
-        return RegistryUnavailableError(
-            "Azure ML", f"HTTP {err.status_code}: {_first_line(err)}", RunCode.NETWORK
-        )
+        return RegistryUnavailableError("Azure ML", _first_line(err), f"http_{err.status_code}")
     return None
 
 
