@@ -97,18 +97,18 @@ def abandon_batch(
         BatchStateError: no such batch, not failed, or its rows are in bronze (retry it instead).
         LeaseHeldError: an ingest run of the dataset is active.
     """
-    from ingestion.bronze.job import IngestJob, IngestResult, app_id
+    from ingestion.bronze.job import IngestJob, IngestResult, commit_tag
     from ingestion.core.lake import bronze_table
-    from ingestion.core.spark.delta import find_commit
+    from ingestion.core.spark.commits import find_commit
 
     ds = catalog.get(dataset)
     lease = Lease(storage, ds.name, owner=owner, seconds=60).acquire()
     try:
         manifests, manifest = _failed(storage, ds.name, batch)
-        version = find_commit(spark, storage.uri(bronze_table(ds.name)), f"{app_id(ds.name)}:{batch}")
-        if version is not None:
+        found = find_commit(spark, storage, bronze_table(ds.name), commit_tag(ds.name, batch))
+        if found is not None:
             raise BatchStateError(
-                ds.name, batch, f"its rows are in bronze (version {version}): retry it, do not abandon it"
+                ds.name, batch, f"its rows are in bronze (version {found.version}): retry it, do not abandon it"
             )
         job = IngestJob(spark, storage, catalog)
         why = f"batch abandoned by an operator after: {manifest.error or 'unknown failure'}"

@@ -59,7 +59,9 @@ from ingestion.core.lake import (
 from ingestion.core.lease import Lease
 from ingestion.core.reasons import FileCode, RunCode
 from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.spark.commits import CommitTag, Stamp
 from ingestion.core.storage import Storage
+from ingestion.core.system import ensure_format
 from ingestion.events import Ledger, LedgerEntry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,8 +73,9 @@ Fault = Callable[[str], None]
 DELTA_INVALID = set(" ,;{}()\n\t=")
 
 
-def app_id(dataset: str) -> str:
-    return f"headwater-bronze-{dataset}"
+def commit_tag(dataset: str, batch: int) -> CommitTag:
+    """Batch ``n``'s bronze commit: ``headwater-bronze-<dataset>:<n>`` (txnAppId per dataset)."""
+    return CommitTag("bronze", dataset, batch)
 
 
 @dataclass
@@ -131,6 +134,7 @@ class IngestJob:
     def run(self, dataset: str, *, lease_wait: float = 0.0, max_files: int | None = None) -> IngestResult:
         """Ingest every queued file of ``dataset`` (resuming an open batch first)."""
         ds = self.catalog.get(dataset)
+        ensure_format(self.storage)  # refuse a lake written by a newer headwater, before any write
         record = RunRecord(job="ingest", dataset=ds.name)
         result = IngestResult(dataset=ds.name, run_id=record.run_id)
         lease = Lease(self.storage, ds.name, owner=record.run_id, seconds=self.settings.lease_seconds)
@@ -291,10 +295,12 @@ class IngestJob:
             raise BatchFailedError(ds.name, manifest.batch, manifest.error) from err
 
     def _write(self, ds: Dataset, manifest: Manifest, manifests: Manifests, result: IngestResult) -> None:
-        from ingestion.core.spark.delta import find_commit
+        from ingestion.core.spark.commits import find_commit
 
-        uri = self.storage.uri(bronze_table(ds.name))
-        committed = find_commit(self.spark, uri, f"{app_id(ds.name)}:{manifest.batch}")
+        found = find_commit(  # a crash after the commit
+            self.spark, self.storage, bronze_table(ds.name), commit_tag(ds.name, manifest.batch)
+        )
+        committed = None if found is None else found.version
         try:
             self._land(ds, manifest, manifests, result, committed)
         except HeadwaterError:
@@ -343,10 +349,10 @@ class IngestJob:
         result: IngestResult,
         committed: int | None,
     ) -> None:
-        from ingestion.core.spark.delta import find_commit
+        from ingestion.core.spark.commits import write_once
 
-        uri = self.storage.uri(bronze_table(ds.name))
-        tag = f"{app_id(ds.name)}:{manifest.batch}"
+        table = bronze_table(ds.name)
+        tag = commit_tag(ds.name, manifest.batch)
         todo = manifest.by_disposition("ingest")
         if not todo:
             return
@@ -362,17 +368,15 @@ class IngestJob:
                 if f.disposition == "ingest":
                     f.rows = rows_by_path.get(f.path, 0)
             if committed is None and any(f.disposition == "ingest" for f in todo):
-                writer = (
-                    df.write.format("delta")
-                    .mode("append")
-                    .option("txnAppId", app_id(ds.name))
-                    .option("txnVersion", manifest.batch)
-                    .option("userMetadata", tag)
-                )
-                if ds.schema_policy == "evolve":
-                    writer = writer.option("mergeSchema", "true")
-                writer.save(uri)
-                committed = find_commit(self.spark, uri, tag)
+
+                def append(stamp: Stamp) -> None:
+                    writer = stamp(df.write.format("delta").mode("append"))
+                    if ds.schema_policy == "evolve":
+                        writer = writer.option("mergeSchema", "true")
+                    writer.save(self.storage.uri(table))
+
+                made = write_once(self.spark, self.storage, table, tag, append)
+                committed = None if made is None else made.version
         finally:
             cached.unpersist()
         result.bronze_version = committed

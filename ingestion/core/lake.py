@@ -13,6 +13,8 @@ One place for the layout, so every job and command agrees on it::
     system/leases/<dataset>.json     single-writer leases
     system/runs                      Delta: the run ledger
     system/registry/                 local asset registry
+    system/commits/<table>/          which table version each of our commits made (commit index)
+    system/FORMAT.json               the system area's format version (ingestion.core.system)
 """
 
 from __future__ import annotations

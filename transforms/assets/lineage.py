@@ -1,20 +1,28 @@
-"""Reading the pins each layer stamps on its Delta commits.
+"""Reading the pins each layer stamps on its Delta commits, from the commit index.
 
-bronze: ``userMetadata = headwater-bronze-<dataset>:<batch>``, one commit per ingest batch;
+bronze: ``headwater-bronze-<dataset>:<batch>``, one commit per ingest batch;
 silver: ``headwater-silver-<dataset>:<bronze_end_version>``, each curate commit;
 gold:   ``headwater-gold-<name>:<txn>;inputs=<dataset>@<silver version>,...``.
+
+The index (``system/commits``, see :mod:`ingestion.core.spark.commits`) outlives the commit
+JSONs Delta deletes after ``logRetentionDuration``; commits it has not recorded yet are read
+from the log since the newest version it knows.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ingestion.core.lake import bronze_table, silver_table
+from ingestion.core.spark.commits import CommitIndex
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-_LAYER_RE = re.compile(r"^headwater-(?P<layer>bronze|silver)-(?P<ds>[a-z0-9_]+):(?P<n>\d+)$")
+    from ingestion.core.storage import Storage
+
+_TABLES = {"bronze": bronze_table, "silver": silver_table}
 
 
 @dataclass(frozen=True)
@@ -25,23 +33,19 @@ class LayerCommit:
     timestamp: object
 
 
-def layer_commits(spark: SparkSession, uri: str, layer: str) -> list[LayerCommit]:
-    """The tagged commits of a bronze or silver table, oldest first."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, uri):
-        return []
+def layer_commits(spark: SparkSession, storage: Storage, dataset: str, layer: str) -> list[LayerCommit]:
+    """The tagged commits of a dataset's bronze or silver table, oldest first."""
+    table = _TABLES[layer](dataset)
+    index = CommitIndex(storage, table).sync(spark, storage.uri(table))
     out = []
-    for r in (
-        DeltaTable.forPath(spark, uri).history().select("version", "timestamp", "userMetadata").collect()
-    ):
-        m = _LAYER_RE.match(r["userMetadata"] or "")
-        if m and m.group("layer") == layer:
-            out.append(LayerCommit(int(r["version"]), m.group("ds"), int(m.group("n")), r["timestamp"]))
-    return sorted(out, key=lambda c: c.version)
+    for c in index.entries():
+        tag = c.tag
+        if tag is not None and tag.layer == layer:
+            out.append(LayerCommit(c.version, tag.name, tag.txn, c.timestamp))
+    return out
 
 
-def bronze_end_at(spark: SparkSession, silver_uri: str, silver_version: int) -> int | None:
+def bronze_end_at(spark: SparkSession, storage: Storage, dataset: str, silver_version: int) -> int | None:
     """The bronze version a silver version has consumed up to (newest tag at or before it)."""
-    found = [c for c in layer_commits(spark, silver_uri, "silver") if c.version <= silver_version]
+    found = [c for c in layer_commits(spark, storage, dataset, "silver") if c.version <= silver_version]
     return found[-1].value if found else None

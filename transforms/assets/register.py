@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.lake import gold_table, silver_table
 from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.spark.commits import recent_commits
 from ingestion.core.spark.delta import read_version, table_version
 from ingestion.core.storage import LocalStorage, Storage
 from transforms.assets.errors import GoldNotPublishedError, LoadCheckError
@@ -155,28 +156,18 @@ NO_DATA_OPERATIONS = frozenset(
 
 def _same_data(spark: SparkSession, uri: str, old: int, new: int) -> bool:
     """Whether every commit after ``old`` up to ``new`` left the rows as they were."""
-    from delta.tables import DeltaTable
-
-    ops = (
-        DeltaTable.forPath(spark, uri)
-        .history()
-        .where(f"version > {old} AND version <= {new}")
-        .select("operation")
-        .collect()
-    )
-    return bool(ops) and all(r[0] in NO_DATA_OPERATIONS for r in ops)
+    ops = [c.operation for c in recent_commits(spark, uri, after=old, upto=new)]
+    return bool(ops) and all(op in NO_DATA_OPERATIONS for op in ops)
 
 
 def _commit_age_days(spark: SparkSession, uri: str, version: int) -> float | None:
     import time
 
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, uri).history().where(f"version = {version}").select("timestamp").first()
-    if row is None or row[0] is None:
+    found = recent_commits(spark, uri, after=version - 1, upto=version)
+    if not found or found[0].timestamp is None:
         return None
     # PySpark hands timestamps back as naive local datetimes; .timestamp() reads them the same way.
-    return (time.time() - row[0].timestamp()) / 86400
+    return (time.time() - found[0].timestamp.timestamp()) / 86400
 
 
 def _lake_file(storage: Storage, path: str) -> str:
@@ -270,7 +261,7 @@ def register(
         flagged = drifted_columns(drift, level="drift")
 
         # 3. lineage and tags
-        inputs = inputs_at(spark, uri, version) or {}
+        inputs = inputs_at(spark, storage, gold.name, version) or {}
         lineage = {
             "asset": label,
             "gold": {"name": gold.name, "table_uri": uri, "delta_version": version},
@@ -278,7 +269,7 @@ def register(
                 name: {
                     "version": v,
                     "table_uri": storage.uri(silver_table(name)),
-                    "bronze_end_version": bronze_end_at(spark, storage.uri(silver_table(name)), v),
+                    "bronze_end_version": bronze_end_at(spark, storage, name, v),
                 }
                 for name, v in sorted(inputs.items())
             },

@@ -65,8 +65,7 @@ def trace_file(
     if not entries:
         raise TraceError(f"{path}: no ledger entry (the file never landed, or its event was not handled)")
     ledger = RunLedger(spark, storage)
-    silver_uri = storage.uri(silver_table(dataset.name))
-    silver = layer_commits(spark, silver_uri, "silver")
+    silver = layer_commits(spark, storage, dataset.name, "silver")
     chains = []
     for entry in sorted(entries, key=lambda e: e.received_at):
         chain: dict[str, Any] = {
@@ -115,7 +114,7 @@ def trace_file(
             commit = next(
                 (
                     c
-                    for c in gold_commits(spark, storage.uri(gold_table(gold.name)))
+                    for c in gold_commits(spark, storage, gold.name)
                     if c.inputs.get(dataset.name, -1) >= covering.version
                 ),
                 None,
@@ -154,8 +153,7 @@ def trace_asset(
     """From ``name:version`` back to the silver, bronze and landed files it was built from."""
     name, version = parse_ref(ref)
     asset = registry.get(name, version)
-    gold_uri = storage.uri(gold_table(asset.name))
-    inputs = inputs_at(spark, gold_uri, asset.delta_version) or {}
+    inputs = inputs_at(spark, storage, asset.name, asset.delta_version) or {}
     ledger = RunLedger(spark, storage)
     out: dict[str, Any] = {
         "asset": asset.label,
@@ -174,7 +172,7 @@ def trace_asset(
         "inputs": [],
     }
     for ds, silver_v in sorted(inputs.items()):
-        bronze_end = bronze_end_at(spark, storage.uri(silver_table(ds)), silver_v)
+        bronze_end = bronze_end_at(spark, storage, ds, silver_v)
         item: dict[str, Any] = {
             "dataset": ds,
             "silver": {

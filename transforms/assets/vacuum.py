@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ingestion.core.lake import gold_table
+from ingestion.core.spark.commits import session_conf
 from transforms.assets.errors import GoldNotPublishedError, VacuumRefusedError
 from transforms.assets.registry import AssetRegistry
 from transforms.gold.publish import RETENTION_SLACK_DAYS, gold_of
@@ -98,14 +99,12 @@ def vacuum(
     pinned = live_files(spark, uri, registry, gold.name)
     # Our guard below is stricter than Delta's period check for registered versions, so the
     # period check is lifted for this one command only.
-    previous = str(spark.conf.get(_CHECK_CONF, "true"))
-    spark.conf.set(_CHECK_CONF, "false")
+    conf = {_CHECK_CONF: "false"}
     # VACUUM lists files with this many tasks (10000 by default): minutes for a small table on
     # a small cluster. Scale it to the cluster unless someone chose a value.
-    listing = str(spark.conf.get(_LISTING_CONF, "10000"))
-    if listing == "10000":
-        spark.conf.set(_LISTING_CONF, str(max(8, spark.sparkContext.defaultParallelism * 4)))
-    try:
+    if spark.conf.get(_LISTING_CONF, "10000") == "10000":
+        conf[_LISTING_CONF] = str(max(8, spark.sparkContext.defaultParallelism * 4))
+    with session_conf(spark, conf):
         candidates = [r[0] for r in spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()]
         doomed = {_norm(p) for p in candidates}
         needed = {label: len(files & doomed) for label, files in pinned.items() if files & doomed}
@@ -122,6 +121,3 @@ def vacuum(
         if not dry_run and candidates:
             spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS")
         return result
-    finally:
-        spark.conf.set(_CHECK_CONF, previous)
-        spark.conf.set(_LISTING_CONF, listing)

@@ -8,8 +8,9 @@ checks the output against the gold contract, and commits only when gold's rows w
 * ``overwrite_partitions``: the partitions whose rows differ (or vanished) are replaced in one
   commit with ``replaceWhere``; untouched partitions keep their files.
 
-The commit carries ``userMetadata = headwater-gold-<name>:<txn>;inputs=<ds>@<v>,...`` (trace and
-register read the silver versions back from it) and Delta's ``txnAppId``/``txnVersion``, with
+The commit carries ``userMetadata = headwater-gold-<name>:<txn>;inputs=<ds>@<v>,...`` (recorded in
+the commit index, where trace and register read the silver versions back) and Delta's
+``txnAppId``/``txnVersion`` (see :mod:`ingestion.core.spark.commits`), with
 txnVersion the sum of the silver versions: it grows whenever an input moves, so a rerun after a
 crash between the commit and the run ledger is skipped by Delta itself.
 """
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.lake import gold_table, silver_table
 from ingestion.core.runs import RunLedger, RunRecord
-from ingestion.core.spark.delta import idempotent_session_txn, table_version
+from ingestion.core.spark.commits import Commit, CommitIndex, CommitTag, Stamp, write_once
+from ingestion.core.spark.delta import table_version
 from transforms.gold.errors import GoldContractError, MissingSilverError, NoGoldDeclaredError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,30 +43,21 @@ log = logging.getLogger(__name__)
 
 JOB = "publish"
 RETENTION_SLACK_DAYS = 30
-USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
-_TAG_RE = re.compile(r"^headwater-gold-(?P<name>[a-z0-9_]+):(?P<txn>\d+);inputs=(?P<inputs>[^;]*)$")
 
 
 # --- commit tags ---------------------------------------------------------------------------------
 def gold_app_id(name: str) -> str:
-    return f"headwater-gold-{name}"
+    return CommitTag.gold(name, {}).app_id
 
 
 def gold_commit_tag(name: str, inputs: dict[str, int]) -> str:
-    pins = ",".join(f"{ds}@{v}" for ds, v in sorted(inputs.items()))
-    return f"{gold_app_id(name)}:{sum(inputs.values())};inputs={pins}"
+    return str(CommitTag.gold(name, inputs))
 
 
 def parse_gold_tag(meta: str | None) -> dict[str, int] | None:
     """The silver versions a gold commit was built from, or None for other commits."""
-    m = _TAG_RE.match(meta or "")
-    if not m:
-        return None
-    out = {}
-    for pin in filter(None, m.group("inputs").split(",")):
-        ds, _, v = pin.partition("@")
-        out[ds] = int(v)
-    return out
+    tag = CommitTag.parse(meta)
+    return tag.input_versions if tag is not None and tag.layer == "gold" else None
 
 
 @dataclass(frozen=True)
@@ -74,24 +67,30 @@ class GoldCommit:
     timestamp: dt.datetime | None
 
 
-def gold_commits(spark: SparkSession, uri: str) -> list[GoldCommit]:
-    """Every publish commit of a gold table, oldest first (other commits are left out)."""
-    from delta.tables import DeltaTable
+def gold_commits(spark: SparkSession, storage: Storage, name: str) -> list[GoldCommit]:
+    """Every publish commit of gold table ``name``, oldest first, from the commit index.
 
-    if not DeltaTable.isDeltaTable(spark, uri):
-        return []
-    rows = DeltaTable.forPath(spark, uri).history().select("version", "timestamp", "userMetadata")
+    Commits the index has not recorded yet (a crash before our bookkeeping, a lake written
+    before the index) are read from the log since the newest version it knows.
+    """
+    table = gold_table(name)
+    index = CommitIndex(storage, table).sync(spark, storage.uri(table))
     out = []
-    for r in rows.collect():
-        inputs = parse_gold_tag(r["userMetadata"])
-        if inputs is not None:
-            out.append(GoldCommit(int(r["version"]), inputs, r["timestamp"]))
-    return sorted(out, key=lambda c: c.version)
+    for c in index.entries():
+        tag = c.tag
+        if tag is not None and tag.layer == "gold":
+            out.append(GoldCommit(c.version, tag.input_versions, c.timestamp))
+    return out
 
 
-def inputs_at(spark: SparkSession, uri: str, version: int) -> dict[str, int] | None:
+def inputs_at(spark: SparkSession, storage: Storage, name: str, version: int) -> dict[str, int] | None:
     """Silver versions behind gold ``version`` (the newest publish commit at or before it)."""
-    found = [c for c in gold_commits(spark, uri) if c.version <= version]
+    table = gold_table(name)
+    index = CommitIndex(storage, table).sync(spark, storage.uri(table))
+    last = index.last()
+    if last is not None and last.version <= version and last.tag is not None:
+        return last.tag.input_versions  # the usual question: the current version
+    found = [c for c in gold_commits(spark, storage, name) if c.version <= version]
     return found[-1].inputs if found else None
 
 
@@ -262,7 +261,7 @@ class WriteOutcome:
     partitions: list[dict[str, Any]] | None = None
 
 
-def _merge(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOutcome:
+def _merge(spark: SparkSession, uri: str, gold: Gold, out: DataFrame, stamp: Stamp) -> WriteOutcome:
     from delta.tables import DeltaTable
 
     current = spark.read.format("delta").load(uri).select(*out.columns)
@@ -285,7 +284,9 @@ def _merge(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOu
     return WriteOutcome(committed=True)
 
 
-def _overwrite_partitions(spark: SparkSession, uri: str, gold: Gold, out: DataFrame) -> WriteOutcome:
+def _overwrite_partitions(
+    spark: SparkSession, uri: str, gold: Gold, out: DataFrame, stamp: Stamp
+) -> WriteOutcome:
     parts = gold.partition_by
     current = spark.read.format("delta").load(uri).select(*out.columns)
     touched = out.exceptAll(current).select(*parts).union(current.exceptAll(out).select(*parts)).distinct()
@@ -293,25 +294,20 @@ def _overwrite_partitions(spark: SparkSession, uri: str, gold: Gold, out: DataFr
     if not values:
         return WriteOutcome(committed=False)
     predicate = _partition_predicate(parts, values)
-    (out.where(predicate).write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
-    return WriteOutcome(
-        committed=True, partitions=[dict(zip(parts, map(str, v), strict=True)) for v in values[:50]]
-    )
+    stamp(
+        out.where(predicate).write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    ).save(uri)
+    return WriteOutcome(committed=True, partitions=[dict(zip(parts, map(str, v), strict=True)) for v in values[:50]])
 
 
-def _metrics(spark: SparkSession, uri: str, version: int) -> dict[str, int]:
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, uri).history().where(f"version = {version}").first()
-    m = dict(row["operationMetrics"] or {}) if row else {}
-
-    def pick(*names: str) -> int:
-        return sum(int(m.get(n, 0) or 0) for n in names)
-
+def _metrics(commit: Commit) -> dict[str, int]:
+    m = commit.metrics
     return {
-        "inserted": pick("numTargetRowsInserted") if "numTargetRowsInserted" in m else pick("numOutputRows"),
-        "updated": pick("numTargetRowsUpdated"),
-        "deleted": pick("numTargetRowsDeleted", "numDeletedRows"),
+        "inserted": m.get("numTargetRowsInserted", 0)
+        if "numTargetRowsInserted" in m
+        else m.get("numOutputRows", 0),
+        "updated": commit.metric("numTargetRowsUpdated"),
+        "deleted": commit.metric("numTargetRowsDeleted", "numDeletedRows"),
     }
 
 
@@ -382,7 +378,7 @@ def publish(
         pins = silver_versions(spark, storage, gold)
         record.details["inputs"] = pins
         record.input_to = sum(pins.values())
-        last = inputs_at(spark, uri, table_version(spark, uri) or 0)
+        last = inputs_at(spark, storage, gold.name, table_version(spark, uri) or 0)
         if not force and pins in (last, _last_publish_inputs(ledger, ds.name)):
             record.output_version = table_version(spark, uri)
             record.details["changed"] = False
@@ -400,21 +396,23 @@ def publish(
                 raise GoldContractError(gold.name, problems)
             rows = out.count()
             ensure_table(spark, uri, gold, out.schema)
-            tag = gold_commit_tag(gold.name, pins)
-            spark.conf.set(USER_METADATA_CONF, tag)
-            try:
-                with idempotent_session_txn(spark, gold_app_id(gold.name), sum(pins.values())):
-                    write = _merge if gold.write == "merge" else _overwrite_partitions
-                    outcome = write(spark, uri, gold, out)
-            finally:
-                spark.conf.unset(USER_METADATA_CONF)
+            tag = CommitTag.gold(gold.name, pins)
+            write = _merge if gold.write == "merge" else _overwrite_partitions
+            outcome = WriteOutcome(committed=False)
+
+            def run(stamp: Stamp) -> bool:
+                nonlocal outcome
+                outcome = write(spark, uri, gold, out, stamp)
+                return outcome.committed
+
+            commit = write_once(spark, storage, gold_table(gold.name), tag, run, merge=gold.write == "merge")
         finally:
             out.unpersist()
-        version = table_version(spark, uri)
+        version = commit.version if commit is not None else table_version(spark, uri)
         record.output_version = version
         record.details.update(rows=rows, changed=outcome.committed)
-        if outcome.committed and version is not None:
-            metrics = _metrics(spark, uri, version)
+        if outcome.committed and commit is not None:
+            metrics = _metrics(commit)
             record.details.update(metrics)
             record.rows_written = metrics["inserted"] + metrics["updated"]
             record.rows_dropped = metrics["deleted"]

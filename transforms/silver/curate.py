@@ -24,6 +24,7 @@ import pyspark.sql.functions as F
 from ingestion.core import lake
 from ingestion.core.runs import RunRecord, recorded
 from ingestion.core.spark.delta import is_delta, table_version
+from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
 from transforms.silver.casting import RAW
@@ -35,7 +36,7 @@ from transforms.silver.silver import (
     append,
     merge,
     schema_problems,
-    silver_app_id,
+    silver_tag,
 )
 from transforms.silver.source import bronze_range, read_range
 
@@ -87,6 +88,7 @@ def curate(
         LeaseHeldError: another curate or replay of the dataset holds the lease (no run recorded).
     """
     dataset = catalog.get(dataset_name)
+    ensure_format(storage)  # refuse a lake written by a newer headwater, before any write
     fn = find_transform(dataset.name) if transform is _FIND else transform
     record = RunRecord(job="curate", dataset=dataset.name)
     with (
@@ -163,8 +165,6 @@ def _write(
     state: st.CurateState,
 ) -> None:
     upto = int(state.pending["upto"])  # type: ignore[index]
-    silver_uri = storage.uri(lake.silver_table(dataset.name))
-    quarantine_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
     counts = prepared.counts
     record.rows_read = counts["rows"]
     record.rules = dict(prepared.rule_counts)
@@ -235,11 +235,10 @@ def _write(
         started = time.perf_counter()
         version, metrics = merge(
             spark,
-            silver_uri,
+            storage,
             silver_rows,
             dataset,
-            app_id=silver_app_id(dataset.name),
-            txn_version=upto,
+            tag=silver_tag(dataset.name, upto),
             stable_source=prepared.stable,
         )
         prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
@@ -268,7 +267,11 @@ def _write(
         rows = rows.coalesce(max(1, -(-record.rows_quarantined // 1_000_000)))
         started = time.perf_counter()
         record.details["quarantine_version"] = append(
-            spark, quarantine_uri, rows, app_id=q.quarantine_app_id(dataset.name), txn_version=upto
+            spark,
+            storage,
+            lake.quarantine_rows_table(dataset.name),
+            rows,
+            tag=q.quarantine_tag(dataset.name, upto),
         )
         prepared.seconds["quarantine"] = round(time.perf_counter() - started, 3)
 

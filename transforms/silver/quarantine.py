@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 
 from ingestion.core import lake
+from ingestion.core.spark.commits import CommitTag
 from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import RAW, quote
 from transforms.silver.expectations import ERRORS
@@ -30,8 +31,9 @@ BRONZE_VERSION = "_bronze_version"
 BOOKKEEPING = (QUARANTINE_ID, QUARANTINED_AT, RUN_ID, BRONZE_VERSION)
 
 
-def quarantine_app_id(dataset: str) -> str:
-    return f"headwater-quarantine-{dataset}"
+def quarantine_tag(dataset: str, bronze_end: int) -> CommitTag:
+    """A curate range's quarantine append: ``headwater-quarantine-<dataset>:<bronze end version>``."""
+    return CommitTag("quarantine", dataset, bronze_end)
 
 
 def quarantine_id() -> F.Column:

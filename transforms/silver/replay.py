@@ -22,12 +22,13 @@ import pyspark.sql.functions as F
 
 from ingestion.core import lake
 from ingestion.core.runs import RunRecord, recorded
-from ingestion.core.spark.delta import commit_tag, idempotent_session_txn, is_delta, table_version
+from ingestion.core.spark.commits import CommitTag, write_once
+from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
-from transforms.silver.silver import _session_conf, merge, schema_problems
+from transforms.silver.silver import merge, schema_problems
 from transforms.silver.state import writer_lease
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +44,9 @@ log = logging.getLogger(__name__)
 _FIND = object()
 
 
-def replay_app_id(dataset: str) -> str:
-    return f"headwater-replay-{dataset}"
+def replay_tag(dataset: str, quarantine_version: int) -> CommitTag:
+    """A replay's two commits (silver MERGE, quarantine clean-up): ``headwater-replay-<ds>:<qv>``."""
+    return CommitTag("replay", dataset, quarantine_version)
 
 
 def replay(
@@ -125,11 +127,10 @@ def _run(
         if counts["keepable"] > 0:
             version, metrics = merge(
                 spark,
-                silver_uri,
+                storage,
                 silver_rows,
                 dataset,
-                app_id=replay_app_id(dataset.name),
-                txn_version=qv,
+                tag=replay_tag(dataset.name, qv),
                 stable_source=prepared.stable,
             )
             m = metrics
@@ -139,7 +140,7 @@ def _run(
             record.details["not_newer"] = int(m.get("numSourceRows", 0) or 0) - written
         released = counts["keepable"] + counts["dropped"]
         record.details["released"] = released
-        _clean_up(spark, q_uri, prepared.all_rows_with_errors(), dataset.name, qv)
+        _clean_up(spark, storage, prepared.all_rows_with_errors(), dataset.name, qv)
         log.info(
             "replay %s: %d re-validated, %d moved to silver, %d dropped, %d still quarantined",
             dataset.name,
@@ -153,26 +154,21 @@ def _run(
         prepared.release()
 
 
-def _clean_up(spark: SparkSession, q_uri: str, frame: DataFrame, dataset: str, qv: int) -> None:
+def _clean_up(spark: SparkSession, storage: Storage, frame: DataFrame, dataset: str, qv: int) -> None:
     """One commit: delete released rows, refresh the reasons of rows still failing."""
     from delta.tables import DeltaTable
 
+    table = lake.quarantine_rows_table(dataset)
     source = frame.select(
         q.quarantine_id().alias("qid"),
         (F.col(SEVERITY) <= SEVERITY_OF["drop"]).alias("released"),
         F.col(ERRORS).alias("errors"),
     ).dropDuplicates(["qid"])
-    app = replay_app_id(dataset)
-    tag = commit_tag(app, qv)
     builder = (
-        DeltaTable.forPath(spark, q_uri)
+        DeltaTable.forPath(spark, storage.uri(table))
         .alias("t")
         .merge(source.alias("s"), f"t.{q.QUARANTINE_ID} = s.qid")
         .whenMatchedDelete(condition="s.released")
         .whenMatchedUpdate(condition=f"NOT (t.{ERRORS} <=> s.errors)", set={ERRORS: "s.errors"})
     )
-    with (
-        _session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": tag}),
-        idempotent_session_txn(spark, app, qv),
-    ):
-        builder.execute()
+    write_once(spark, storage, table, replay_tag(dataset, qv), lambda _stamp: builder.execute(), merge=True)

@@ -11,14 +11,13 @@ carries a delete marker deletes its key instead of upserting it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyspark.sql.functions as F
 
 from ingestion.core import lake
-from ingestion.core.spark.delta import commit_tag, find_commit, idempotent_session_txn, is_delta
+from ingestion.core.spark.commits import CommitTag, Stamp, write_once
+from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import quote
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,13 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql.types import StructType
 
     from ingestion.contracts import Dataset
+    from ingestion.core.storage import Storage
 
 ORDER_LINEAGE = (lake.BATCH_ID, lake.SOURCE_PATH, lake.SOURCE_ROW)
 SCHEMA_CHECK = "schema"
 
 
-def silver_app_id(dataset: str) -> str:
-    return f"headwater-silver-{dataset}"
+def silver_tag(dataset: str, bronze_end: int) -> CommitTag:
+    """A curate range's silver commit: ``headwater-silver-<dataset>:<bronze end version>``."""
+    return CommitTag("silver", dataset, bronze_end)
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -71,21 +72,6 @@ def silver_schema(spark: SparkSession, uri: str) -> StructType | None:
     return spark.read.format("delta").load(uri).schema
 
 
-@contextmanager
-def _session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
-    previous = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, old in previous.items():
-            if old is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, old)
-
-
 def ensure_table(spark: SparkSession, uri: str, source: DataFrame, dataset: Dataset) -> None:
     """Create the (empty) silver table with the source's schema, partitioned per the contract."""
     if is_delta(spark, uri):
@@ -99,17 +85,16 @@ def ensure_table(spark: SparkSession, uri: str, source: DataFrame, dataset: Data
 
 def merge(
     spark: SparkSession,
-    uri: str,
+    storage: Storage,
     source: DataFrame,
     dataset: Dataset,
     *,
-    app_id: str,
-    txn_version: int,
+    tag: CommitTag,
     delete_when: str | None = None,
     target_schema: StructType | None = None,
     stable_source: bool = False,
 ) -> tuple[int | None, dict[str, Any]]:
-    """MERGE ``source`` (one row per key) into silver, once per ``(app_id, txn_version)``.
+    """MERGE ``source`` (one row per key) into silver, once per ``tag`` (its txnAppId/txnVersion).
 
     Returns the silver version carrying this write (also when Delta skipped it as a rerun) and
     its operation metrics. ``target_schema``: silver's schema when the caller has it already.
@@ -119,6 +104,8 @@ def merge(
     """
     from delta.tables import DeltaTable
 
+    table = lake.silver_table(dataset.name)
+    uri = storage.uri(table)
     if target_schema is None:
         ensure_table(spark, uri, source, dataset)
         target_schema = spark.read.format("delta").load(uri).schema
@@ -138,52 +125,28 @@ def merge(
         builder = builder.whenMatchedDelete(condition=f"({newer}) AND ({delete_when})")
     builder = builder.whenMatchedUpdateAll(condition=newer)
     builder = builder.whenNotMatchedInsertAll(condition=f"NOT ({delete_when})" if delete_when else None)
-    tag = commit_tag(app_id, txn_version)
     conf = {
-        "spark.databricks.delta.commitInfo.userMetadata": tag,
         "spark.databricks.delta.schema.autoMerge.enabled": str(dataset.schema_policy != "freeze").lower(),
     }
     if stable_source:
         conf["spark.databricks.delta.merge.materializeSource"] = "none"
-    with _session_conf(spark, conf), idempotent_session_txn(spark, app_id, txn_version):
-        builder.execute()
-    return tagged_commit(spark, uri, tag)
+    commit = write_once(spark, storage, table, tag, lambda _stamp: builder.execute(), merge=True, conf=conf)
+    return (None, {}) if commit is None else (commit.version, commit.metrics)
 
 
-def tagged_commit(spark: SparkSession, uri: str, tag: str) -> tuple[int | None, dict[str, Any]]:
-    """The latest version whose commit carries ``tag`` and its operation metrics (one lookup).
-
-    After a rerun that Delta skipped, this is the commit the first attempt made.
-    """
-    from delta.tables import DeltaTable
-
-    row = (
-        DeltaTable.forPath(spark, uri)
-        .history()
-        .where(F.col("userMetadata") == tag)
-        .orderBy(F.col("version").desc())
-        .select("version", "operationMetrics")
-        .first()
-    )
-    if row is None:
-        return None, {}
-    return int(row["version"]), dict(row["operationMetrics"] or {})
-
-
-def append(spark: SparkSession, uri: str, frame: DataFrame, *, app_id: str, txn_version: int) -> int | None:
-    """Append once per ``(app_id, txn_version)``; returns the version carrying it.
+def append(
+    spark: SparkSession, storage: Storage, table: str, frame: DataFrame, *, tag: CommitTag
+) -> int | None:
+    """Append once per ``tag``; returns the version carrying it.
 
     The idempotency token and tag are writer options, scoped to this write alone (they take
     precedence over session settings), so the append may run while a MERGE holds its own.
     """
-    tag = commit_tag(app_id, txn_version)
-    (
-        frame.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", txn_version)
-        .option("mergeSchema", "true")
-        .option("userMetadata", tag)
-        .save(uri)
-    )
-    return find_commit(spark, uri, tag)
+
+    def write(stamp: Stamp) -> None:
+        stamp(frame.write.format("delta").mode("append").option("mergeSchema", "true")).save(
+            storage.uri(table)
+        )
+
+    commit = write_once(spark, storage, table, tag, write)
+    return None if commit is None else commit.version

@@ -9,7 +9,6 @@ so it is an error (never a silent skip).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ import pyspark.sql.functions as F
 
 from ingestion.core import lake
 from ingestion.core.reasons import RunCode
+from ingestion.core.spark.commits import CommitTag, recent_commits
 from transforms.silver.errors import CurateError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +36,7 @@ _DATA_OPS = {
 
 
 def bronze_tag_prefix(dataset: str) -> str:
-    return f"headwater-bronze-{dataset}:"
+    return f"{CommitTag('bronze', dataset, 0).app_id}:"
 
 
 @dataclass(frozen=True)
@@ -50,30 +50,19 @@ class BronzeRange:
 
 
 def bronze_range(spark: SparkSession, dataset: str, uri: str, *, after: int, upto: int) -> BronzeRange:
-    """Describe the bronze commits in ``(after, upto]`` from the table history."""
-    from delta.tables import DeltaTable
-
-    hist = (
-        DeltaTable.forPath(spark, uri)
-        .history()
-        .where((F.col("version") > after) & (F.col("version") <= upto))
-        .select("version", "operation", "userMetadata", "operationMetrics")
-        .collect()
-    )
-    tag = re.compile(re.escape(bronze_tag_prefix(dataset)) + r"(\d+)$")
+    """Describe the bronze commits in ``(after, upto]``, reading only those from the log."""
     batches: list[int] = []
     rows = 0
-    for h in sorted(hist, key=lambda r: r["version"]):
-        metrics = h["operationMetrics"] or {}
-        added = int(metrics.get("numOutputRows", "0") or 0)
-        m = tag.match(h["userMetadata"] or "")
-        if m:
-            batches.append(int(m.group(1)))
+    for c in recent_commits(spark, uri, after=after, upto=upto):
+        added = c.metric("numOutputRows")
+        tag = c.tag
+        if tag is not None and tag.layer == "bronze" and tag.name == dataset:
+            batches.append(tag.txn)
             rows += added
-        elif h["operation"] in _DATA_OPS and added > 0:
+        elif c.operation in _DATA_OPS and added > 0:
             raise CurateError(
                 dataset,
-                f"bronze version {h['version']} ({h['operation']}, {added} rows) carries no "
+                f"bronze version {c.version} ({c.operation}, {added} rows) carries no "
                 f"'{bronze_tag_prefix(dataset)}<batch>' tag, so its rows cannot be attributed",
                 RunCode.UNTAGGED_BRONZE_COMMIT,
             )

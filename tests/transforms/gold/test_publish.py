@@ -81,7 +81,7 @@ def test_publish_builds_the_feature_view_from_pinned_silver(spark, lake, catalog
     # the commit names the silver versions it was built from
     from transforms.gold import gold_commits
 
-    commits = gold_commits(spark, lake.uri(gold_table("customer_features")))
+    commits = gold_commits(spark, lake, "customer_features")
     assert [(c.version, c.inputs) for c in commits] == [(rec.output_version, {"orders": 0, "customers": 0})]
     ledger = RunLedger(spark, lake).latest(job="publish")
     assert ledger[0]["run_id"] == rec.run_id and ledger[0]["output_version"] == rec.output_version

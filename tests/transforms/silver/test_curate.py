@@ -559,6 +559,7 @@ def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
     from delta.tables import DeltaMergeBuilder
 
     from ingestion.contracts import Catalog
+    from ingestion.core.spark.commits import CommitTag
     from transforms.silver.pipeline import prepare
     from transforms.silver.silver import merge
 
@@ -581,11 +582,10 @@ def test_batch_is_checkpointed_once_merged_without_a_second_copy_and_freed(
         assert prepared.counts["rows"] == 3 and prepared.counts["quarantined"] == 1
         version, metrics = merge(
             spark,
-            lake.uri("silver/items"),
+            lake,
             prepared.silver_rows(),
             ds,
-            app_id="t",
-            txn_version=1,
+            tag=CommitTag("silver", "items", 1),
             stable_source=prepared.stable,
         )
         # Delta is told not to store a copy of its own beside ours, for this MERGE only.

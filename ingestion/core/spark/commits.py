@@ -1,0 +1,436 @@
+"""Exactly-once Delta commits: the one module every writer and reader of our commits uses.
+
+* :class:`CommitTag` is the ``userMetadata`` each of our commits carries, and the
+  ``txnAppId``/``txnVersion`` pair Delta uses to skip a write it has already committed.
+* :func:`idempotent_write` stamps one write: writer options for append/overwrite, session
+  settings only for MERGE (which has no writer), always restored to their previous values.
+* :class:`CommitIndex` is our own record of which table version each batch, range or publish
+  made: ``system/commits/<table>/<version>.json``. Lineage, trace and gold inputs read it,
+  never commitInfo: commit JSONs are deleted after ``logRetentionDuration`` and checkpoints
+  keep no commitInfo.
+* :func:`recent_commits` is the one reader of the Delta log. It reads ``history(n)`` with n the
+  number of commits since the version we recorded (plus a little slack), so a run costs the same
+  on a young and an aged table. It finds a commit made after a crash between the Delta commit
+  and our bookkeeping, and commits our index has not recorded yet (lakes written before it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ingestion.core.spark.delta import table_version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrameWriter, SparkSession
+
+    from ingestion.core.storage import Storage
+
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+COMMITS_DIR = "system/commits"
+SLACK = 3  # extra history rows per look: commits racing our table_version read
+
+LAYERS = ("bronze", "silver", "quarantine", "replay", "gold")
+_TAG_RE = re.compile(
+    r"^headwater-(?P<layer>bronze|silver|quarantine|replay|gold)-(?P<name>[^:;]+)"
+    r":(?P<txn>\d+)(?:;inputs=(?P<inputs>[^;]*))?$"
+)
+
+Stamp = Callable[["DataFrameWriter"], "DataFrameWriter"]
+
+
+# --- tags ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommitTag:
+    """What one of our commits is: ``headwater-<layer>-<name>:<txn>[;inputs=<ds>@<v>,...]``.
+
+    ``txn`` is the bronze batch, the bronze end version of a curate range, the quarantine
+    version of a replay, or for gold the sum of its input silver versions (so it grows whenever
+    an input moves). ``inputs`` (gold only) pins each silver input to its version.
+    """
+
+    layer: str
+    name: str
+    txn: int
+    inputs: tuple[tuple[str, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.layer not in LAYERS:
+            raise ValueError(f"commit tag layer {self.layer!r}: must be one of {', '.join(LAYERS)}")
+        if self.txn < 0:
+            raise ValueError(f"commit tag txn {self.txn}: must be >= 0")
+        if (self.inputs is not None) != (self.layer == "gold"):
+            raise ValueError("commit tag inputs: given exactly for gold commits")
+
+    @classmethod
+    def gold(cls, name: str, inputs: Mapping[str, int]) -> CommitTag:
+        """The tag of a publish built from ``inputs`` (silver dataset -> version)."""
+        pins = tuple(sorted((ds, int(v)) for ds, v in inputs.items()))
+        return cls("gold", name, sum(v for _, v in pins), pins)
+
+    @property
+    def app_id(self) -> str:
+        """Delta's ``txnAppId``: one per layer and table."""
+        return f"headwater-{self.layer}-{self.name}"
+
+    @property
+    def input_versions(self) -> dict[str, int]:
+        """Gold's silver pins as a dict (empty for other layers)."""
+        return dict(self.inputs or ())
+
+    def __str__(self) -> str:
+        text = f"{self.app_id}:{self.txn}"
+        if self.inputs is not None:
+            text += ";inputs=" + ",".join(f"{ds}@{v}" for ds, v in self.inputs)
+        return text
+
+    @classmethod
+    def parse(cls, text: str | None) -> CommitTag | None:
+        """The tag in a commit's ``userMetadata``, or None for a commit that is not ours."""
+        m = _TAG_RE.match(text or "")
+        if not m:
+            return None
+        layer, raw = m.group("layer"), m.group("inputs")
+        if (raw is not None) != (layer == "gold"):
+            return None
+        inputs = None
+        if raw is not None:
+            pins = []
+            for pin in filter(None, raw.split(",")):
+                ds, _, v = pin.partition("@")
+                if not v.isdigit():
+                    return None
+                pins.append((ds, int(v)))
+            inputs = tuple(sorted(pins))
+        return cls(layer, m.group("name"), int(m.group("txn")), inputs)
+
+    def options(self) -> dict[str, str]:
+        """Delta's writer options for this commit."""
+        return {"txnAppId": self.app_id, "txnVersion": str(self.txn), "userMetadata": str(self)}
+
+
+# --- settings --------------------------------------------------------------------------------------
+@contextmanager
+def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterator[None]:
+    """Set Spark session settings for one block, then put back exactly what was there.
+
+    Args:
+        spark: the session.
+        conf: setting -> value; None unsets it for the block.
+
+    Yields:
+        Nothing; on exit (an exception included) every setting has its previous value again, and
+        one that was unset is unset again.
+    """
+    previous = {k: spark.conf.get(k, None) for k in conf}
+    try:
+        for k, v in conf.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+        yield
+    finally:
+        for k, old in previous.items():
+            if old is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, old)
+
+
+@contextmanager
+def idempotent_write(
+    spark: SparkSession, tag: CommitTag, *, merge: bool = False, conf: Mapping[str, str] | None = None
+) -> Iterator[Stamp]:
+    """Make the write(s) in the block commit at most once per ``(tag.app_id, tag.txn)``.
+
+    Delta skips a write whose (txnAppId, txnVersion) it has already committed, which makes a
+    rerun after a crash a no-op. For append/overwrite the token and the tag are writer options
+    (scoped to that write alone); a MERGE has no writer, so for it they are session settings,
+    restored when the block ends.
+
+    Args:
+        spark: the session.
+        tag: the commit's tag.
+        merge: the block runs a MERGE (session settings) instead of a DataFrameWriter.
+        conf: further session settings for the block (schema auto-merge...), restored likewise.
+
+    Yields:
+        A function that adds the writer options to a ``DataFrameWriter`` (for MERGE it returns
+        the writer unchanged).
+    """
+    settings: dict[str, str | None] = dict(conf or {})
+    if merge:
+        settings.update(
+            {TXN_APP_ID_CONF: tag.app_id, TXN_VERSION_CONF: str(tag.txn), USER_METADATA_CONF: str(tag)}
+        )
+
+    def stamp(writer: DataFrameWriter) -> DataFrameWriter:
+        return writer if merge else writer.options(**tag.options())
+
+    with session_conf(spark, settings):
+        yield stamp
+
+
+# --- the log ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a Delta table as we need it: version, operation, tag and metrics."""
+
+    version: int
+    operation: str | None
+    user_metadata: str | None
+    metrics: dict[str, int]
+    timestamp: datetime | None
+
+    @property
+    def tag(self) -> CommitTag | None:
+        return CommitTag.parse(self.user_metadata)
+
+    def metric(self, *names: str) -> int:
+        """The sum of the named operation metrics (0 for those missing)."""
+        return sum(self.metrics.get(n, 0) for n in names)
+
+    def to_json(self) -> bytes:
+        ts = None if self.timestamp is None else self.timestamp.timestamp()
+        return json.dumps(
+            {
+                "version": self.version,
+                "operation": self.operation,
+                "tag": self.user_metadata,
+                "metrics": self.metrics,
+                "timestamp": ts,
+                "recorded_at": time.time(),
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Commit:
+        data = json.loads(raw)
+        ts = data.get("timestamp")
+        return cls(
+            int(data["version"]),
+            data.get("operation"),
+            data.get("tag"),
+            {k: int(v) for k, v in (data.get("metrics") or {}).items()},
+            None if ts is None else datetime.fromtimestamp(ts),
+        )
+
+
+def commit_metrics(raw: Mapping[str, Any] | None) -> dict[str, int]:
+    """Delta's ``operationMetrics`` (a map of strings) as integers; non-numbers are left out."""
+    out = {}
+    for k, v in dict(raw or {}).items():
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _history(spark: SparkSession, uri: str, n: int) -> list[Any]:
+    """The ``n`` newest rows of the table's history: the only place the Delta log is read."""
+    from delta.tables import DeltaTable
+
+    return (
+        DeltaTable.forPath(spark, uri)
+        .history(n)
+        .select("version", "timestamp", "operation", "userMetadata", "operationMetrics")
+        .collect()
+    )
+
+
+def recent_commits(
+    spark: SparkSession, uri: str, *, after: int | None, upto: int | None = None
+) -> list[Commit]:
+    """The table's commits with ``after < version (<= upto)``, oldest first, from ``history(n)``.
+
+    Args:
+        spark: the session.
+        uri: the Delta table.
+        after: the newest version we already know about (None: we know none, read it all; only
+            for tables our bookkeeping has never seen).
+        upto: leave out later versions.
+
+    Returns:
+        The commits still in the log (older ones may have been cleaned up by Delta).
+    """
+    latest = table_version(spark, uri)
+    start = -1 if after is None else after
+    if latest is None or latest <= start:
+        return []
+    rows = _history(spark, uri, latest - start + SLACK)
+    out = [
+        Commit(
+            int(r["version"]),
+            r["operation"],
+            r["userMetadata"],
+            commit_metrics(r["operationMetrics"]),
+            r["timestamp"],
+        )
+        for r in rows
+        if int(r["version"]) > start and (upto is None or int(r["version"]) <= upto)
+    ]
+    return sorted(out, key=lambda c: c.version)
+
+
+# --- our index -------------------------------------------------------------------------------------
+class CommitIndex:
+    """``system/commits/<table>/``: one JSON per table version one of our commits made.
+
+    ``HEAD.json`` holds the newest recorded version and how far the log was scanned, so a look
+    in the log starts there (it is a hint: the entries are the record).
+    """
+
+    def __init__(self, storage: Storage, table: str) -> None:
+        from ingestion.core.system import ensure_format
+
+        ensure_format(storage)
+        self.storage = storage
+        self.table = table
+        self.dir = f"{COMMITS_DIR}/{table}"
+
+    def _path(self, version: int) -> str:
+        return f"{self.dir}/{version:020d}.json"
+
+    def _head(self) -> dict[str, int]:
+        path = f"{self.dir}/HEAD.json"
+        if not self.storage.exists(path):
+            return {"last": -1, "scanned": -1}
+        data = json.loads(self.storage.read_bytes(path))
+        return {"last": int(data.get("last", -1)), "scanned": int(data.get("scanned", -1))}
+
+    def _set_head(self, *, last: int = -1, scanned: int = -1) -> None:
+        head = self._head()
+        new = {"last": max(head["last"], last), "scanned": max(head["scanned"], scanned)}
+        if new != head:
+            self.storage.write_bytes(f"{self.dir}/HEAD.json", json.dumps(new, sort_keys=True).encode())
+
+    def known(self) -> int:
+        """The newest version we know about (recorded or scanned); -1 for none."""
+        head = self._head()
+        return max(head["last"], head["scanned"])
+
+    def record(self, commit: Commit) -> None:
+        """Record one of our commits (idempotent: the same version always holds the same commit)."""
+        if not self.storage.exists(self._path(commit.version)):
+            self.storage.write_bytes(self._path(commit.version), commit.to_json())
+        self._set_head(last=commit.version)
+
+    def get(self, version: int) -> Commit | None:
+        path = self._path(version)
+        return Commit.from_json(self.storage.read_bytes(path)) if self.storage.exists(path) else None
+
+    def last(self) -> Commit | None:
+        """Our newest recorded commit of the table."""
+        head = self._head()
+        return self.get(head["last"]) if head["last"] >= 0 else None
+
+    def entries(self) -> list[Commit]:
+        """Every recorded commit, oldest first."""
+        out = []
+        for obj in self.storage.list(self.dir):
+            name = obj.path.rsplit("/", 1)[1]
+            if name.endswith(".json") and name[:-5].isdigit():
+                out.append(Commit.from_json(self.storage.read_bytes(obj.path)))
+        return sorted(out, key=lambda c: c.version)
+
+    def sync(self, spark: SparkSession, uri: str) -> CommitIndex:
+        """Record our commits the index does not have yet, from the log since what it knows."""
+        known = self.known()
+        found = recent_commits(spark, uri, after=known if known >= 0 else None)
+        for c in found:
+            if c.tag is not None:
+                self.record(c)
+        if found:
+            self._set_head(scanned=found[-1].version)
+        return self
+
+
+def find_commit(
+    spark: SparkSession, storage: Storage, table: str, tag: CommitTag, *, deep: bool = False
+) -> Commit | None:
+    """The newest commit of ``table`` carrying ``tag`` (recorded in the index when found), or None.
+
+    Looks in the log only since the newest version the index knows (bounded), then at the
+    index's newest entry; after a crash between the Delta commit and our bookkeeping, this is
+    how the rerun learns which version it made.
+
+    Args:
+        spark: the session.
+        storage: the lake.
+        table: the table's lake path (``silver/orders``).
+        tag: the tag to find.
+        deep: also search older index entries (a write Delta skipped as already committed,
+            when other commits of ours came after it).
+    """
+    index = CommitIndex(storage, table)
+    text = str(tag)
+    newer = [
+        c for c in recent_commits(spark, storage.uri(table), after=index.known()) if c.user_metadata == text
+    ]
+    if newer:
+        index.record(newer[-1])
+        return newer[-1]
+    last = index.last()
+    if last is not None and last.user_metadata == text:
+        return last
+    if deep:
+        older = [c for c in index.entries() if c.user_metadata == text]
+        return older[-1] if older else None
+    return None
+
+
+def write_once(
+    spark: SparkSession,
+    storage: Storage,
+    table: str,
+    tag: CommitTag,
+    write: Callable[[Stamp], object],
+    *,
+    merge: bool = False,
+    conf: Mapping[str, str] | None = None,
+) -> Commit | None:
+    """Run ``write`` under :func:`idempotent_write`; return (and record) the commit carrying ``tag``.
+
+    Args:
+        spark: the session.
+        storage: the lake.
+        table: the table's lake path.
+        tag: the commit's tag.
+        write: does the write with the stamp it is given; returns False when it decided there
+            was nothing to commit.
+        merge: ``write`` runs a MERGE (see :func:`idempotent_write`).
+        conf: further session settings for the write.
+
+    Returns:
+        The commit carrying ``tag``: the one just made or, when Delta skipped the write as a
+        rerun, the one the first attempt made. None when ``write`` returned False.
+    """
+    with idempotent_write(spark, tag, merge=merge, conf=conf) as stamp:
+        wrote = write(stamp)
+    if wrote is False:
+        return None
+    return find_commit(spark, storage, table, tag, deep=True)
+
+
+__all__ = [
+    "Commit",
+    "CommitIndex",
+    "CommitTag",
+    "commit_metrics",
+    "find_commit",
+    "idempotent_write",
+    "recent_commits",
+    "session_conf",
+    "write_once",
+]
