@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 from ingestion.core.errors import AlreadyExistsError, HeadwaterError
 from ingestion.core.lake import batches_dir
@@ -103,7 +104,7 @@ def _migrate_0_to_1(storage: Storage) -> int:
 
     count = 0
     root = batches_dir("")  # "system/batches/"
-    by_dataset: dict[str, list[dict[str, object]]] = {}
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
     for obj in storage.list(root.rstrip("/")):
         if obj.path.endswith(".json"):
             data = json.loads(storage.read_bytes(obj.path))
@@ -113,11 +114,11 @@ def _migrate_0_to_1(storage: Storage) -> int:
         table_dir = f"{COMMITS_DIR}/bronze/{dataset}"
         last = -1
         for m in manifests:
-            version = int(m["bronze_version"])  # type: ignore[call-overload]
-            tag = CommitTag("bronze", dataset, int(m["batch"]))  # type: ignore[call-overload]
+            version = int(m["bronze_version"])
+            tag = CommitTag("bronze", dataset, int(m["batch"]))
             at = m.get("committed_at")
-            when = None if at is None else datetime.fromtimestamp(float(at))  # type: ignore[arg-type]
-            commit = Commit(version, "WRITE", str(tag), {"numOutputRows": int(m.get("rows") or 0)}, when)  # type: ignore[call-overload]
+            when = None if at is None else datetime.fromtimestamp(float(at))
+            commit = Commit(version, "WRITE", str(tag), {"numOutputRows": int(m.get("rows") or 0)}, when)
             path = f"{table_dir}/{version:020d}.json"
             if not storage.exists(path):
                 storage.write_bytes(path, commit.to_json())
