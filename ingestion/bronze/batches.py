@@ -108,7 +108,9 @@ def abandon_batch(
         found = find_commit(spark, storage, bronze_table(ds.name), commit_tag(ds.name, batch))
         if found is not None:
             raise BatchStateError(
-                ds.name, batch, f"its rows are in bronze (version {found.version}): retry it, do not abandon it"
+                ds.name,
+                batch,
+                f"its rows are in bronze (version {found.version}): retry it, do not abandon it",
             )
         job = IngestJob(spark, storage, catalog)
         why = f"batch abandoned by an operator after: {manifest.error or 'unknown failure'}"
