@@ -297,7 +297,9 @@ def _overwrite_partitions(
     stamp(
         out.where(predicate).write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     ).save(uri)
-    return WriteOutcome(committed=True, partitions=[dict(zip(parts, map(str, v), strict=True)) for v in values[:50]])
+    return WriteOutcome(
+        committed=True, partitions=[dict(zip(parts, map(str, v), strict=True)) for v in values[:50]]
+    )
 
 
 def _metrics(commit: Commit) -> dict[str, int]:
