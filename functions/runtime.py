@@ -21,22 +21,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.events import Ignored, classify
-from ingestion.batching import (
-    Batcher,
-    BatchPolicy,
-    Submitter,
-    TriggerResult,
-    describe,
-    submitter_from_settings,
-)
+from ingestion.batching import Batcher, BatchPolicy, InProcessSubmitter, Submitter, TriggerResult, describe
 from ingestion.contracts import Catalog
 from ingestion.contracts.paths import check_landing_path
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import RejectedPathError
 from ingestion.core.reasons import EventCode
 from ingestion.core.storage import Storage, open_storage
-from ingestion.events import EventHandler, Ledger
-from ingestion.events.ledger import UNROUTED, entry_key
+from ingestion.events import EventHandler, Ledger, sweep
 from ingestion.poison import PoisonBox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +49,21 @@ RECONCILE_SCHEDULE = "0 */5 * * * *"
 RECONCILE_MIN_AGE = 120.0
 
 Outcome = Literal["queued", "duplicate", "rejected", "ignored", "parked"]
+
+
+def submitter_from_settings(settings: Settings) -> Submitter:
+    """The submitter the settings choose: in-process ``jobs.ingest.run`` until remote ones exist.
+
+    The job is imported when a run starts, so a Function App without Spark starts and records
+    files; its runs fail with a SubmitError saying what to install (files stay queued).
+    """
+
+    def run_ingest(dataset: str) -> dict[str, Any]:
+        from jobs import ingest
+
+        return ingest.run(dataset, settings=settings)
+
+    return InProcessSubmitter(run_ingest)
 
 
 @dataclass
@@ -286,29 +293,20 @@ class LandingRuntime:
     def reconcile(self, *, min_age: float = RECONCILE_MIN_AGE) -> ReconcileReport:
         """List landing, record what the ledger lacks, then evaluate every dataset's batch.
 
-        The same pass as ``ingestion.events.backfill``, with each file guarded on its own: a
-        failing file is counted (and parked at the bound) and the sweep goes on.
+        The core's sweep (``ingestion.events.sweep``, as ``backfill``), with each file guarded on
+        its own: a failing file is counted (and parked at the bound) and the sweep goes on.
         """
-        report = ReconcileReport()
-        now = self.clock()
-        for obj in self.storage.list("landing"):
-            name = obj.path.split("/", 1)[1]
-            report.seen += 1
-            try:
-                if now - obj.modified.timestamp() < min_age:
-                    report.outcomes["too_young"] += 1
-                    continue
-                if self._known(name, obj.etag):
-                    report.outcomes["known"] += 1
-                    continue
-                handled = self.handle_file(
-                    name, etag=obj.etag, size=obj.size, trigger=False, allow_empty=True
-                )
-                report.outcomes[handled.outcome] += 1
-            except Exception as err:  # noqa: BLE001 - one file never stops the sweep
-                report.outcomes["error"] += 1
-                report.errors.append({"path": name, "error": f"{type(err).__name__}: {err}"})
-                log.warning("reconcile: %s failed: %s", name, err)
+        swept = sweep(
+            self.storage,
+            self.catalog,
+            lambda name, obj: self.handle_file(
+                name, etag=obj.etag, size=obj.size, trigger=False, allow_empty=True
+            ),
+            min_age=min_age,
+            clock=self.clock,
+            keep_going=True,
+        )
+        report = ReconcileReport(seen=swept.seen, outcomes=swept.outcomes, errors=swept.errors)
         for ds in self.catalog.names():
             report.batches.append(self._trigger(ds))
         return report
@@ -326,11 +324,6 @@ class LandingRuntime:
             return self.catalog.route(name)[0].name
         except RejectedPathError:
             return None
-
-    def _known(self, name: str, etag: str) -> bool:
-        """The ledger already holds this version (one HEAD instead of a write attempt)."""
-        dataset = self._dataset_of(name) or UNROUTED
-        return self.storage.exists(Ledger._entry_path(dataset, entry_key(name, etag)))
 
     @staticmethod
     def _gone(name: str) -> Handled:

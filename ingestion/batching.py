@@ -6,8 +6,9 @@ Three parts, each replaceable on its own:
   due when the file count, the bytes or the age of the oldest file reaches the dataset's
   threshold (``settings.batching``, with per-dataset overrides), whichever comes first.
 * :class:`Submitter` - the one seam through which a run is started. :class:`InProcessSubmitter`
-  calls ``jobs.ingest.run`` here; spark-submit / Databricks / Synapse submitters implement the
-  same protocol.
+  calls the ingest runner the adapter hands it (the Function App and the CLI pass
+  ``jobs.ingest.run``); spark-submit / Databricks / Synapse submitters implement the same
+  protocol.
 * :class:`Batcher` - evaluates the policy on every trigger and keeps one run per dataset at a
   time. A trigger that arrives while a run is active is coalesced: the runner evaluates the
   policy again before it lets go, so the trigger is not lost and many triggers make one
@@ -15,7 +16,7 @@ Three parts, each replaceable on its own:
   writer; a trigger that finds the lease held leaves its files queued for that run's batcher or
   the reconcile timer's sweep.
 
-Nothing here imports pyspark; the in-process submitter imports the job only when it runs one.
+Nothing here imports pyspark or the entry points (``jobs``): the runner is injected.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ingestion.core.config import BatchingSettings, RetrySettings, Settings
+from ingestion.core.config import BatchingSettings, RetrySettings
 from ingestion.core.errors import HeadwaterError, LeaseHeldError, classify, one_line
 from ingestion.core.errors import describe as describe_error
 from ingestion.core.reasons import Code, RunCode
@@ -135,29 +136,32 @@ class SubmitError(HeadwaterError):
         self.reason = reason
 
 
-class InProcessSubmitter:
-    """Runs ``jobs.ingest.run(dataset, settings=...)`` in this process (local Spark)."""
+IngestRunner = Callable[[str], Any]
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+
+class InProcessSubmitter:
+    """Runs ``runner(dataset)`` in this process (local Spark).
+
+    Args:
+        runner: runs one ingest of a dataset and returns its summary (a dict, or a result with
+            ``as_dict()``). The adapter chooses it, e.g. ``functools.partial(jobs.ingest.run,
+            settings=settings)``; an ImportError from it (no Spark here) becomes a SubmitError.
+    """
+
+    def __init__(self, runner: IngestRunner) -> None:
+        self.runner = runner
 
     def submit(self, dataset: str) -> dict[str, Any]:
+        """Run one ingest of ``dataset`` now; its summary."""
         try:
-            # Imported here: only a process that runs jobs needs Spark (a Function App has none).
-            from jobs import ingest
-
-            return ingest.run(dataset, settings=self.settings)
+            summary = self.runner(dataset)
         except ImportError as err:
             raise SubmitError(
                 dataset,
                 f"the in-process submitter needs Spark here ({type(err).__name__}: {err}); "
                 "install the `local` extra or configure a remote submitter",
             ) from err
-
-
-def submitter_from_settings(settings: Settings) -> Submitter:
-    """The submitter the settings choose (in-process until remote submitters exist)."""
-    return InProcessSubmitter(settings)
+        return summary.as_dict() if hasattr(summary, "as_dict") else summary
 
 
 # --- coordination ----------------------------------------------------------------------------------

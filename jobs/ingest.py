@@ -3,64 +3,49 @@
     spark-submit jobs/ingest.py --dataset orders        # or: python -m jobs.ingest --dataset orders
 
 On Databricks/Synapse the cluster's session is used; locally a Delta-enabled one is built.
+Prints the run's result as JSON. Exit code 0 when the run succeeded or found nothing queued,
+1 when it failed, 2 when it was refused (unknown dataset, another ingest of the dataset running,
+bad arguments), with the reason and its code on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingestion.core.config import Settings, get_settings
+from jobs import entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ingestion.bronze.job import IngestResult
+    from ingestion.core.config import Settings
 
 
-def run(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0.0) -> dict[str, Any]:
-    """Ingest ``dataset``'s queued landing files into bronze now, as one batch.
+def start(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0.0) -> IngestResult:
+    """Ingest ``dataset`` now.
 
     Args:
         dataset: the dataset's name.
-        settings: default :func:`get_settings` (the environment's).
-        lease_wait: seconds to wait for a running ingest of the dataset to finish.
+        settings: headwater settings; the process-wide ones by default.
+        lease_wait: seconds to wait for a running ingest of the dataset.
 
     Returns:
-        The run's summary (JSON-able).
-
-    Raises:
-        HeadwaterError: the run could not start (unknown dataset, lease held...).
+        The run's result (``status``, ``batch``, ``rows``, ``files_*``...).
     """
     from ingestion.bronze.job import ingest
-    from ingestion.contracts import Catalog
-    from ingestion.core.spark.session import get_spark
-    from ingestion.core.storage import open_storage
 
-    settings = settings or get_settings()
-    result = ingest(
-        get_spark(settings),
-        open_storage(settings),
-        Catalog.discover(),
-        dataset,
-        settings=settings,
-        lease_wait=lease_wait,
-    )
-    return result.as_dict()
+    settings, spark, storage, catalog = entry.environment(settings)
+    return ingest(spark, storage, catalog, dataset, settings=settings, lease_wait=lease_wait)
+
+
+def run(dataset: str, *, settings: Settings | None = None, lease_wait: float = 0.0) -> dict[str, Any]:
+    """Ingest ``dataset`` now; returns the run's result as JSON-able data (see :func:`start`)."""
+    return start(dataset, settings=settings, lease_wait=lease_wait).as_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jobs.ingest``: parse ``argv``, run, print the result as JSON on stdout.
-
-    Args:
-        argv: the command-line arguments; default ``sys.argv[1:]``.
-
-    Returns:
-        The process exit code.
-    """
-    parser = argparse.ArgumentParser(prog="jobs.ingest", description=__doc__)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--lease-wait", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.dataset, lease_wait=args.lease_wait), default=str))
-    return 0
+    """``python -m jobs.ingest``; returns the exit code."""
+    args = entry.parser("jobs.ingest", __doc__, lease_wait="a running ingest of the dataset").parse_args(argv)
+    return entry.main("jobs.ingest", args, lambda a: start(a.dataset, lease_wait=a.lease_wait))
 
 
 if __name__ == "__main__":

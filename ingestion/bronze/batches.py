@@ -116,7 +116,7 @@ def abandon_batch(
         why = f"batch abandoned by an operator after: {manifest.error or 'unknown failure'}"
         for f in manifest.by_disposition("ingest"):
             job._reject(f, why, FileCode.ABANDONED)
-        job._close(ds, manifest, manifests, IngestResult(dataset=ds.name, run_id=owner))
+        job._close(ds, manifest, manifests, IngestResult(job="ingest", dataset=ds.name, run_id=owner))
         manifest.status = "abandoned"
         manifest.committed_at = time.time()
         manifests.save(manifest)

@@ -16,6 +16,9 @@ Order of events, and why each crash point is safe:
    ``txnVersion`` = n). Crash after the commit -> the rerun's append of batch n is skipped by
    Delta; we find the version it made by the commit's ``userMetadata``.
 5. Quarantine rejected files with reasons, close the ledger entries, commit the manifest.
+
+The run follows the one job lifecycle (``ingestion.core.lifecycle``): a run that finds nothing
+queued is recorded as ``skipped``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from ingestion.bronze.content import ContentScan
@@ -57,8 +60,9 @@ from ingestion.core.lake import (
     quarantine_files,
 )
 from ingestion.core.lease import Lease
+from ingestion.core.lifecycle import job_run
 from ingestion.core.reasons import FileCode, RunCode
-from ingestion.core.runs import RunLedger, RunRecord
+from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitTag, Stamp
 from ingestion.core.storage import Storage
 from ingestion.core.system import ensure_format
@@ -79,11 +83,9 @@ def commit_tag(dataset: str, batch: int) -> CommitTag:
 
 
 @dataclass
-class IngestResult:
-    """What one ingest run did."""
+class IngestResult(RunRecord):
+    """What one ingest run did: the run's record plus the batch it made."""
 
-    dataset: str
-    run_id: str
     batch: int | None = None
     resumed: bool = False
     bronze_version: int | None = None
@@ -92,12 +94,7 @@ class IngestResult:
     files_unchanged: int = 0
     files_rejected: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
-    status: str = "succeeded"
-    error: str | None = None  # "<code>: <one line>" when the run failed
     attempts: int = 0  # attempts at the batch in this run
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _norm(uri: str) -> str:
@@ -132,46 +129,37 @@ class IngestJob:
 
     # --- public ---------------------------------------------------------------------------------
     def run(self, dataset: str, *, lease_wait: float = 0.0, max_files: int | None = None) -> IngestResult:
-        """Ingest every queued file of ``dataset`` (resuming an open batch first)."""
+        """Ingest every queued file of ``dataset`` (resuming an open batch first).
+
+        Raises:
+            UnknownDatasetError: no such dataset (nothing recorded).
+            LeaseHeldError: another ingest of the dataset is running (nothing recorded).
+        """
         ds = self.catalog.get(dataset)
         ensure_format(self.storage)  # refuse a lake written by a newer headwater, before any write
-        record = RunRecord(job="ingest", dataset=ds.name)
-        result = IngestResult(dataset=ds.name, run_id=record.run_id)
-        lease = Lease(self.storage, ds.name, owner=record.run_id, seconds=self.settings.lease_seconds)
-        lease.acquire(wait=lease_wait)
-        try:
+        result = IngestResult(job="ingest", dataset=ds.name)
+        lease = Lease(self.storage, ds.name, owner=result.run_id, seconds=self.settings.lease_seconds)
+        with job_run(self.spark, self.storage, result, lease=lease, lease_wait=lease_wait) as run:
             manifests = Manifests(self.storage, ds.name)
-            manifest = self._open_batch(ds, manifests, record.run_id, max_files)
+            manifest = self._open_batch(ds, manifests, result.run_id, max_files)
             if manifest is None:
-                result.status = "skipped"
+                run.skip("no files queued")
                 return result
             result.batch = manifest.batch
-            result.resumed = manifest.run_id != record.run_id
-            record.input_from = record.input_to = manifest.batch
+            result.resumed = manifest.run_id != result.run_id
+            result.input_from = result.input_to = manifest.batch
             self.fault("after_manifest")
             self._attempt(ds, manifest, manifests, result, lease)
-            record.output_version = result.bronze_version
-            record.rows_read = record.rows_written = result.rows
-            record.details = {
+            result.output_version = result.bronze_version
+            result.rows_read = result.rows_written = result.rows
+            result.details = {
                 "batch": manifest.batch,
                 "files_ingested": result.files_ingested,
                 "files_unchanged": result.files_unchanged,
                 "files_rejected": result.files_rejected,
                 "rejected_reasons": sorted({r["code"] for r in result.rejected}),
             }
-            record.finish("succeeded")
-            return result
-        except Exception as err:
-            # The ledger and the caller get a code and one line; the trace goes to the log only.
-            result.error = describe(err) if not isinstance(err, BatchFailedError) else err.reason
-            record.finish("failed", result.error)
-            result.status = "failed"
-            log.error("ingest of %s failed: %s", ds.name, result.error, exc_info=True)
-            raise
-        finally:
-            lease.release()
-            if record.status != "running" and result.batch is not None:
-                self._record_run(record)
+        return result
 
     # --- steps ----------------------------------------------------------------------------------
     def _open_batch(
@@ -551,12 +539,6 @@ class IngestJob:
             "quarantined_at": time.time(),
         }
         self.storage.write_bytes(f"{base}.reason.json", json.dumps(reason, indent=1).encode())
-
-    def _record_run(self, record: RunRecord) -> None:
-        try:
-            RunLedger(self.spark, self.storage).append(record)
-        except Exception:  # the run's outcome stands even if its ledger row could not be written
-            log.exception("could not append run %s to the run ledger", record.run_id)
 
 
 def ingest(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 from collections.abc import Iterable, Iterator
 
 from ingestion.contracts.model import Dataset
 from ingestion.contracts.paths import check_landing_path, glob_match
+from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import ContractError, RejectedPathError, UnknownDatasetError
 from ingestion.core.reasons import PathCode
-
-DEFAULT_PACKAGE = "schemas"
 
 
 class Catalog:
@@ -26,17 +24,21 @@ class Catalog:
             self._by_name[ds.name] = ds
 
     @classmethod
-    def discover(cls, package: str | None = None) -> Catalog:
+    def discover(cls, package: str | None = None, *, settings: Settings | None = None) -> Catalog:
         """Import every module of ``package`` and collect its ``DATASET``.
 
         Args:
-            package: the package holding the contracts; default ``$HEADWATER_SCHEMAS_PACKAGE``,
-                else ``schemas``. Modules whose name starts with ``_`` are skipped.
+            package: the package; by default ``settings.schemas_package`` (``schemas``, or
+                ``HEADWATER_SCHEMAS_PACKAGE``).
+            settings: headwater settings; the process-wide ones by default.
+
+        Returns:
+            The catalog of the datasets found.
 
         Raises:
-            ContractError: a ``DATASET`` is not a :class:`Dataset`, or a name is declared twice.
+            ContractError: a ``DATASET`` is not a Dataset, or a name is declared twice.
         """
-        package = package or os.environ.get("HEADWATER_SCHEMAS_PACKAGE", DEFAULT_PACKAGE)
+        package = package or (settings or get_settings()).schemas_package
         pkg = importlib.import_module(package)
         found: list[Dataset] = []
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):

@@ -1,8 +1,9 @@
 """Typed settings, read from the environment (prefix ``HEADWATER_``, nested with ``__``).
 
-Secrets never live here as literals: the Function side authenticates with
-``DefaultAzureCredential``; Spark's ABFS OAuth secret is read from the environment variable the
-settings *name*, at session start, and is held as a ``SecretStr`` so it never reaches a log.
+Every environment variable headwater reads is read here. Secrets never live here as literals:
+the Function side authenticates with ``DefaultAzureCredential``; Spark's ABFS OAuth secret (and
+Azurite's connection string in tests) is read through :meth:`Settings.secret` from the variable
+a setting *names*, when it is needed, and is held as a ``SecretStr`` so it never reaches a log.
 """
 
 from __future__ import annotations
@@ -54,12 +55,8 @@ class SparkAuthSettings(BaseModel):
     kind: Literal["none", "oauth", "msi"] = "none"
     tenant_id: str | None = None
     client_id: str | None = None
-    # Name of the environment variable (or Databricks secret scope reference) holding the secret.
+    # Name of the environment variable holding the secret (read with Settings.secret).
     client_secret_env: str = "HEADWATER_ABFS_CLIENT_SECRET"
-
-    def client_secret(self) -> SecretStr | None:
-        value = os.environ.get(self.client_secret_env)
-        return SecretStr(value) if value else None
 
 
 class SparkSettings(BaseModel):
@@ -132,6 +129,25 @@ class Settings(BaseSettings):
     # A text record (CSV or JSON line) longer than this is a row rejected as ``line_too_long``;
     # the engine never holds a longer one in memory. 64 MiB.
     max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Where the contracts live (HEADWATER_SCHEMAS_PACKAGE): every module's DATASET is collected.
+    schemas_package: str = "schemas"
+    # Where per-dataset silver transforms live (HEADWATER_TRANSFORMS_PACKAGE).
+    transforms_package: str = "transforms.datasets"
+    # The code version stamped on asset versions (HEADWATER_CODE_VERSION); found from the
+    # installed distribution and git when unset.
+    code_version: str | None = None
+
+    def secret(self, variable: str) -> SecretStr | None:
+        """The secret held by the environment variable a setting names, or None when unset.
+
+        Args:
+            variable: the variable's name, e.g. ``spark.auth.client_secret_env``.
+
+        Returns:
+            The value as a ``SecretStr`` (it prints as ``**********``).
+        """
+        value = os.environ.get(variable)
+        return SecretStr(value) if value else None
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,8 @@ dropped, how long it took and how it ended. Counts and rule names only: never ro
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,8 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.core.storage import Storage
 
-log = logging.getLogger(__name__)
-
 RunStatus = Literal["running", "succeeded", "failed", "skipped"]
 
 
@@ -35,7 +30,11 @@ def new_run_id(job: str) -> str:
 
 @dataclass
 class RunRecord:
-    """What one job run did. ``rules`` maps a rule name to the rows it affected."""
+    """What one job run did: the run ledger's row, and the base type of every job's result.
+
+    ``rules`` maps a rule name to the rows it affected. A job with metrics of its own returns a
+    subclass (``IngestResult``, ``RegisterResult``); only these fields reach the ledger.
+    """
 
     job: str
     dataset: str
@@ -68,6 +67,12 @@ class RunRecord:
     @property
     def duration_s(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-able data (the job's own metrics included)."""
+        out = asdict(self)
+        out["duration_s"] = self.duration_s
+        return out
 
 
 _SCHEMA = (
@@ -131,27 +136,5 @@ class RunLedger:
 
 
 def as_dict(record: RunRecord) -> dict[str, Any]:
-    out = asdict(record)
-    out["duration_s"] = record.duration_s
-    return out
-
-
-@contextmanager
-def recorded(
-    spark: SparkSession, storage: Storage, record: RunRecord, *, enabled: bool = True
-) -> Iterator[RunRecord]:
-    """Append ``record`` to the run ledger when the block ends.
-
-    An exception marks the run failed (type and message, never row contents), is recorded,
-    and is raised again.
-    """
-    try:
-        yield record
-    except Exception as err:
-        record.finish("failed", f"{type(err).__name__}: {err}")
-        log.error("%s %s: run %s failed (%s)", record.job, record.dataset, record.run_id, type(err).__name__)
-        if enabled:
-            RunLedger(spark, storage).append(record)
-        raise
-    if enabled:
-        RunLedger(spark, storage).append(record)
+    """``record.as_dict()`` (kept for callers of the function)."""
+    return record.as_dict()

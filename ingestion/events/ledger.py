@@ -125,6 +125,10 @@ class Ledger:
         except AlreadyExistsError:
             pass
 
+    def has(self, dataset: str, key: str) -> bool:
+        """Whether the ledger holds this file version (one HEAD, no read)."""
+        return self.storage.exists(self._entry_path(dataset, key))
+
     def get(self, dataset: str, key: str) -> LedgerEntry | None:
         path = self._entry_path(dataset, key)
         if not self.storage.exists(path):

@@ -9,6 +9,10 @@ Installed with headwater (entry point ``pytest11``), so a project's own tests ge
 * ``land`` - write a file into the landing zone and raise the same event a Function would.
 * ``run_contract`` - run a dataset's contract on small inputs: land -> bronze -> silver, and get
   the bronze, silver and quarantine rows back.
+* ``headwater_jobs`` - the ingest and curate jobs ``run_contract`` runs. They come from the
+  ``headwater.jobs`` entry points the installed distributions declare (headwater declares its
+  own); a project overrides the fixture in its ``conftest.py`` to run other jobs. The plugin
+  itself imports no job: the engine's test kit does not depend on the stages it tests.
 
 Nothing here imports pyspark until the ``spark`` fixture is used.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +115,46 @@ def land(lake: LocalStorage, catalog: Catalog) -> Callable[..., EventResult]:
     return _land
 
 
+ENTRY_POINT_GROUP = "headwater.jobs"
+
+
+@dataclass(frozen=True)
+class JobRunners:
+    """The jobs ``run_contract`` runs, each called as ``job(spark, storage, catalog, dataset)``."""
+
+    ingest: Callable[..., Any]
+    curate: Callable[..., Any]
+
+
+def runners_from_entry_points(group: str = ENTRY_POINT_GROUP) -> JobRunners:
+    """The ``ingest`` and ``curate`` jobs the installed distributions declare under ``group``.
+
+    Args:
+        group: the entry-point group (``headwater.jobs``).
+
+    Returns:
+        The loaded jobs.
+
+    Raises:
+        LookupError: a job is not declared (an install older than the declaration: reinstall
+            headwater, or override the ``headwater_jobs`` fixture).
+    """
+    found = {ep.name: ep for ep in entry_points(group=group)}
+    missing = [name for name in ("ingest", "curate") if name not in found]
+    if missing:
+        raise LookupError(
+            f"no {', '.join(missing)} job in the {group!r} entry points: reinstall headwater, "
+            "or override the `headwater_jobs` fixture in conftest.py"
+        )
+    return JobRunners(ingest=found["ingest"].load(), curate=found["curate"].load())
+
+
+@pytest.fixture(scope="session")
+def headwater_jobs() -> JobRunners:
+    """The jobs ``run_contract`` runs (from the ``headwater.jobs`` entry points)."""
+    return runners_from_entry_points()
+
+
 @dataclass
 class ContractRun:
     """What one ``run_contract`` call produced (frames read back from the lake's Delta tables)."""
@@ -123,26 +168,27 @@ class ContractRun:
 
 @pytest.fixture
 def run_contract(
-    spark: SparkSession, lake: LocalStorage, catalog: Catalog, land: Callable[..., EventResult]
+    spark: SparkSession,
+    lake: LocalStorage,
+    catalog: Catalog,
+    land: Callable[..., EventResult],
+    headwater_jobs: JobRunners,
 ) -> Callable[[str, Mapping[str, bytes]], ContractRun]:
     """``run_contract("orders", {"orders/a.csv": b"..."})``: land the files, ingest, curate.
 
     Returns:
-        ``run_contract(dataset, files)``: ``files`` maps landing-relative paths to contents. It
-        returns a :class:`ContractRun` with the bronze, silver and quarantine rows and both
-        jobs' results; it fails the test when nothing reached bronze.
+        A function of the dataset's name and ``{landing path: bytes}`` returning a
+        :class:`ContractRun` (the bronze, silver and quarantine frames, and both runs' results).
     """
 
     def _run(dataset: str, files: Mapping[str, bytes]) -> ContractRun:
-        from ingestion.bronze.job import ingest
         from ingestion.core.lake import bronze_table, quarantine_rows_table, silver_table
         from ingestion.core.spark.delta import is_delta
-        from transforms.silver import curate
 
         for path, data in files.items():
             land(path, data)
-        ingested = ingest(spark, lake, catalog, dataset)
-        curated = curate(spark, lake, catalog, dataset)
+        ingested = headwater_jobs.ingest(spark, lake, catalog, dataset)
+        curated = headwater_jobs.curate(spark, lake, catalog, dataset)
 
         def read(path: str) -> DataFrame | None:
             uri = lake.uri(path)

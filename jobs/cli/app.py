@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ingestion.core.config import Settings, get_settings
-from ingestion.core.errors import BatchFailedError, HeadwaterError, describe
+from ingestion.core.errors import HeadwaterError, describe, one_line
+from ingestion.core.lifecycle import exit_code, failed_run, outcome_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -61,7 +62,7 @@ class Context:
     def catalog(self) -> Catalog:
         from ingestion.contracts import Catalog
 
-        return Catalog.discover()
+        return Catalog.discover(settings=self.settings)
 
     @cached_property
     def spark(self) -> SparkSession:
@@ -114,21 +115,31 @@ LOG_FILE = Path(tempfile.gettempdir()) / "headwater" / "headwater.log"
 
 
 def run_cli(fn: Callable[[], Any]) -> Any:
-    """Run a command body; errors become a code and one line, the trace goes to ``LOG_FILE``.
+    """Run a command body; an error becomes its reason and code on stderr and the exit code.
 
-    A refusal (HeadwaterError that is not a failed batch) exits 2; any other failure exits 1.
+    The job lifecycle's codes (``ingestion.core.lifecycle``): a failed run exits 1, a refusal
+    (bad input, unknown dataset, invalid contract, lease held) 2. An unexpected error outside any
+    run exits 1 with its code and one line; its trace goes to ``LOG_FILE``, never to the user.
     """
     try:
         return fn()
-    except BatchFailedError as err:
-        raise fail(str(err), 1) from None
-    except HeadwaterError as err:
-        raise fail(str(err), 2) from None
     except Exception as err:  # noqa: BLE001 - no Python traceback for the user; it goes to the log
-        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-        with LOG_FILE.open("a") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {describe(err)}\n{traceback.format_exc()}\n")
-        raise fail(f"{describe(err)} (full trace in {LOG_FILE})", 1) from None
+        status, code = outcome_of(err)
+        if failed_run(err) is None and not isinstance(err, HeadwaterError):
+            LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+            with LOG_FILE.open("a") as fh:
+                fh.write(
+                    f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {describe(err)}\n{traceback.format_exc()}\n"
+                )
+            raise fail(f"{describe(err)} (full trace in {LOG_FILE})", 1) from None
+        raise fail(f"{one_line(err)} [{code}]", exit_code(status)) from None
+
+
+def exit_with(status: str) -> None:
+    """End the command with the exit code of a run's ``status`` (nothing for 0)."""
+    code = exit_code(status)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.callback()

@@ -10,7 +10,17 @@ from typing import Any
 import typer
 from rich.tree import Tree
 
-from jobs.cli.app import Context, app, console, emit, run_app, run_cli, status_section, table
+from jobs.cli.app import (
+    Context,
+    app,
+    console,
+    emit,
+    exit_with,
+    run_app,
+    run_cli,
+    status_section,
+    table,
+)
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 assets_app = typer.Typer(help="Registered asset versions: list, show, drift, archive.", no_args_is_help=True)
@@ -31,7 +41,7 @@ def _when(ts: float) -> str:
 def _register_table(result: dict[str, Any]) -> Any:
     rows = [
         [
-            result["status"],
+            result["outcome"],
             result["asset"],
             result["delta_version"],
             result["verdict"],
@@ -40,7 +50,26 @@ def _register_table(result: dict[str, Any]) -> Any:
         ]
     ]
     return table(
-        "register", ["status", "asset", "Delta version", "drift", "drifted columns", "report / reason"], rows
+        "register", ["outcome", "asset", "Delta version", "drift", "drifted columns", "report / reason"], rows
+    )
+
+
+def _publish_table(rec: dict[str, Any]) -> Any:
+    d = rec["details"]
+    return table(
+        "publish",
+        ["status", "gold", "Delta version", "silver pins", "changed", "rows", "ins/upd/del"],
+        [
+            [
+                rec["status"],
+                d.get("gold"),
+                rec["output_version"],
+                ", ".join(f"{k}@{v}" for k, v in sorted((d.get("inputs") or {}).items())),
+                d.get("changed"),
+                d.get("rows", "-"),
+                f"{d.get('inserted', 0)}/{d.get('updated', 0)}/{d.get('deleted', 0)}",
+            ]
+        ],
     )
 
 
@@ -52,40 +81,28 @@ def run_publish_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Publish gold from silver, then register a new asset version if gold changed."""
-    from ingestion.core.runs import as_dict
-    from transforms.assets import register
-    from transforms.gold import publish
+    from transforms.assets import publish_and_register
 
     ctx = Context()
 
     def body() -> None:
-        rec = publish(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings, force=force)
-        out: dict[str, Any] = {"publish": as_dict(rec)}
-        d = rec.details
-        t = table(
-            "publish",
-            ["status", "gold", "Delta version", "silver pins", "changed", "rows", "ins/upd/del"],
-            [
-                [
-                    rec.status,
-                    d.get("gold"),
-                    rec.output_version,
-                    ", ".join(f"{k}@{v}" for k, v in sorted((d.get("inputs") or {}).items())),
-                    d.get("changed"),
-                    d.get("rows", "-"),
-                    f"{d.get('inserted', 0)}/{d.get('updated', 0)}/{d.get('deleted', 0)}",
-                ]
-            ],
+        release = publish_and_register(
+            ctx.spark,
+            ctx.storage,
+            ctx.catalog,
+            dataset,
+            settings=ctx.settings,
+            register_asset=not no_register,
+            force=force,
         )
-        if not no_register:
-            res = register(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings).as_dict()
-            out["register"] = res
+        out = release.as_dict()
         if as_json:
             emit(out, as_json=True)
         else:
-            console.print(t)
+            console.print(_publish_table(out["publish"]))
             if "register" in out:
                 console.print(_register_table(out["register"]))
+        exit_with(release.status)
 
     run_cli(body)
 
@@ -98,6 +115,7 @@ def _register(dataset: str, as_json: bool) -> None:
     def body() -> None:
         res = register(ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings).as_dict()
         emit(res, as_json=as_json, table=_register_table(res))
+        exit_with(res["status"])
 
     run_cli(body)
 

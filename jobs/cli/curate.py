@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from jobs.cli.app import Context, app, console, emit, run_app, run_cli, status_section, table
+from jobs.cli.app import Context, app, console, emit, exit_with, run_app, run_cli, status_section, table
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 quarantine_app = typer.Typer(help="Rows that failed validation, with their reasons.", no_args_is_help=True)
@@ -54,7 +54,6 @@ LEASE_WAIT = typer.Option(
 
 
 def _job(kind: str, dataset: str, as_json: bool, lease_wait: float) -> None:
-    from ingestion.core.runs import as_dict
     from transforms.silver import curate, replay
 
     ctx = Context()
@@ -62,14 +61,11 @@ def _job(kind: str, dataset: str, as_json: bool, lease_wait: float) -> None:
     def body() -> None:
         job = curate if kind == "curate" else replay
         with console.status(f"{kind} {dataset}..."):
-            rec = as_dict(
-                job(
-                    ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings, lease_wait=lease_wait
-                )
-            )
+            rec = job(
+                ctx.spark, ctx.storage, ctx.catalog, dataset, settings=ctx.settings, lease_wait=lease_wait
+            ).as_dict()
         emit(rec, as_json=as_json, table=_run_table(kind, rec))
-        if rec["status"] == "failed":
-            raise typer.Exit(1)
+        exit_with(rec["status"])
 
     run_cli(body)
 

@@ -100,13 +100,13 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
             partial(register, ctx.spark, ctx.storage, ctx.catalog, name, settings=settings),
         )
         results.append(reg)
-        if reg.status == "registered" and reg.asset is not None:
+        if reg.status == "succeeded" and reg.asset is not None:
             drift = f", drift: {(reg.drift or {}).get('verdict', 'n/a')}" if reg.previous else ""
             cols = f" ({', '.join(reg.drifted)})" if reg.drifted else ""
             console.print(f"  register {reg.asset.label} (Delta v{reg.asset.delta_version}){drift}{cols}")
         else:
             console.print(
-                f"  register {gold_name}: {reg.status}" + (f" ({reg.reason})" if reg.reason else "")
+                f"  register {gold_name}: {reg.outcome}" + (f" ({reg.reason})" if reg.reason else "")
             )
     return results
 

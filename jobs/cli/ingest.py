@@ -239,7 +239,7 @@ def readmit_cmd(
 ) -> None:
     """Re-queue rejected files of a dataset (after a contract fix)."""
     from ingestion.core.reasons import FileCode, UnknownCodeError
-    from ingestion.events import Ledger
+    from ingestion.events import readmit
 
     try:
         wanted = FileCode.parse(code) if code else None
@@ -248,16 +248,7 @@ def readmit_cmd(
     ctx = Context()
 
     def body() -> None:
-        ctx.catalog.get(dataset)
-        ledger = Ledger(ctx.storage)
-        readmitted = []
-        for entry in ledger.entries(dataset):
-            if entry.status != "rejected" or (paths and entry.path not in paths):
-                continue
-            if wanted is not None and entry.reason_code != wanted:
-                continue
-            ledger.update(entry, status="pending", reason=None, reason_code=None)
-            readmitted.append(entry.path)
+        readmitted = readmit(ctx.storage, ctx.catalog, dataset, paths=paths, code=wanted)
         results = _run_ingest(ctx, [dataset]) if run and readmitted else []
         if as_json:
             emit({"readmitted": readmitted, "runs": results}, as_json=True)

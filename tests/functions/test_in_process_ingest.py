@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.runtime import LandingRuntime
-from ingestion.batching import InProcessSubmitter
+from functions.runtime import LandingRuntime, submitter_from_settings
 from ingestion.core.config import BatchingSettings
 
 pytestmark = pytest.mark.spark
@@ -18,7 +17,7 @@ def test_count_threshold_runs_the_ingest_job_in_process(spark, lake, lake_settin
     settings = lake_settings.model_copy(
         update={"batching": BatchingSettings(max_files=2, max_bytes=10**9, max_age_seconds=3600)}
     )
-    rt = LandingRuntime(settings, lake, catalog=catalog, submitter=InProcessSubmitter(settings))
+    rt = LandingRuntime(settings, lake, catalog=catalog, submitter=submitter_from_settings(settings))
     files = {
         "orders/2026/11/a.csv": HEADER + b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n",
         "orders/2026/11/b.csv": HEADER + b"O-0002,C-002,paid,20.50,2,2026-11-02,,2026-11-02T10:00:00\n"

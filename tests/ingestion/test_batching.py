@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,7 @@ from ingestion.batching import (
     Submitter,
     Thresholds,
 )
-from ingestion.core.config import BatchingSettings, BatchThresholds, Settings
+from ingestion.core.config import BatchingSettings, BatchThresholds
 from ingestion.core.errors import LeaseHeldError
 from ingestion.events import EventHandler, Ledger
 from ingestion.events.ledger import QueuedFile
@@ -314,33 +313,25 @@ def test_force_runs_what_is_queued_below_thresholds(ledger, clock, land):
 
 
 # --- submitters ------------------------------------------------------------------------------------
-def test_in_process_submitter_calls_the_ingest_job_lazily(monkeypatch):
-    settings = Settings()
+def test_in_process_submitter_runs_the_runner_it_is_given():
     seen = []
-    fake = types.ModuleType("jobs.ingest")
 
-    def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
-        seen.append((dataset, settings))
+    def run(dataset: str) -> dict[str, Any]:
+        seen.append(dataset)
         return {"dataset": dataset, "status": "ok"}
 
-    fake.run = run  # type: ignore[attr-defined]
-    import jobs
-
-    monkeypatch.setitem(sys.modules, "jobs.ingest", fake)
-    monkeypatch.setattr(jobs, "ingest", fake, raising=False)
-    sub = InProcessSubmitter(settings)
+    sub = InProcessSubmitter(run)
     assert isinstance(sub, Submitter)
     assert sub.submit("orders") == {"dataset": "orders", "status": "ok"}
-    assert seen == [("orders", settings)]
+    assert seen == ["orders"]
 
 
-def test_in_process_submitter_without_the_job_says_what_to_install(monkeypatch):
-    import jobs
+def test_in_process_submitter_without_spark_says_what_to_install():
+    def run(dataset: str) -> dict[str, Any]:
+        raise ModuleNotFoundError("No module named 'pyspark'")  # like a missing pyspark
 
-    monkeypatch.setitem(sys.modules, "jobs.ingest", None)  # import fails like a missing pyspark
-    monkeypatch.delattr(jobs, "ingest", raising=False)
     with pytest.raises(SubmitError, match="install the `local` extra"):
-        InProcessSubmitter(Settings()).submit("orders")
+        InProcessSubmitter(run).submit("orders")
 
 
 def test_importing_batching_does_not_import_spark():

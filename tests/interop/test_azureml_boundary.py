@@ -244,7 +244,7 @@ def test_auth_failure_is_a_clear_error_leaves_gold_alone_and_is_retried(spark, l
 
     # next run, credentials fixed: the same gold version is registered
     res = register(spark, lake, catalog, "orders", settings=lake_settings, registry=_registry(lake, arm))
-    assert res.status == "registered" and res.asset.version == 1
+    assert res.status == "succeeded" and res.asset.version == 1
     assert res.asset.delta_version == pub.output_version
 
 
@@ -307,4 +307,4 @@ def test_network_failure_is_recorded_and_retried(spark, lake, catalog, lake_sett
     res = register(
         spark, lake, catalog, "orders", settings=lake_settings, registry=_registry(lake, FakeArm())
     )
-    assert res.status == "registered" and res.asset.version == 1
+    assert res.status == "succeeded" and res.asset.version == 1

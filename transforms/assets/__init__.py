@@ -11,6 +11,7 @@ from transforms.assets.errors import (
 )
 from transforms.assets.register import RegisterResult, open_registry, register
 from transforms.assets.registry import AssetRegistry, AssetVersion, LocalRegistry, parse_ref
+from transforms.assets.release import Release, publish_and_register
 
 __all__ = [
     "AssetError",
@@ -21,10 +22,12 @@ __all__ = [
     "LoadCheckError",
     "LocalRegistry",
     "RegisterResult",
+    "Release",
     "RegistryUnavailableError",
     "TraceError",
     "VacuumRefusedError",
     "open_registry",
     "parse_ref",
+    "publish_and_register",
     "register",
 ]

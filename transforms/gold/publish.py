@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.lake import gold_table, silver_table
+from ingestion.core.lease import Lease
+from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunLedger, RunRecord
 from ingestion.core.spark.commits import Commit, CommitIndex, CommitTag, Stamp, write_once
 from ingestion.core.spark.delta import table_version
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 JOB = "publish"
+GOLD_SCOPE = "gold"  # the lease publish holds; ingest and curate hold their own
 RETENTION_SLACK_DAYS = 30
 
 
@@ -350,8 +353,11 @@ def publish(
     *,
     settings: Settings | None = None,
     force: bool = False,
+    lease_wait: float = 0.0,
 ) -> RunRecord:
     """Publish a dataset's gold table from its pinned silver inputs; one run-ledger record.
+
+    Holds the dataset's gold lease for the run (one publish of a gold table at a time).
 
     Args:
         spark: the session (Delta configured).
@@ -360,6 +366,7 @@ def publish(
         dataset_name: the dataset (or its gold name).
         settings: the environment recorded with the run; default :func:`get_settings`.
         force: rebuild even when the silver versions are the ones gold was last built from.
+        lease_wait: seconds to wait for a running publish of the dataset.
 
     Returns:
         The run record: ``status`` is ``skipped`` when silver did not move, ``succeeded``
@@ -368,61 +375,67 @@ def publish(
 
     Raises:
         GoldContractError: the output breaks the gold contract (recorded, nothing committed).
-        MissingSilverError: an input silver table does not exist yet.
+        MissingSilverError: an input silver table does not exist yet (recorded).
+        LeaseHeldError: another publish of the dataset is running (nothing recorded).
     """
     settings = settings or get_settings()
     ds, gold = gold_of(catalog, dataset_name)
-    ledger = RunLedger(spark, storage)
     record = RunRecord(job=JOB, dataset=ds.name)
     uri = storage.uri(gold_table(gold.name))
     record.details = {"gold": gold.name, "table": uri, "env": settings.env.value}
+    lease = Lease(storage, ds.name, scope=GOLD_SCOPE, owner=record.run_id, seconds=settings.lease_seconds)
+    with job_run(spark, storage, record, lease=lease, lease_wait=lease_wait) as run:
+        _publish(spark, storage, ds, gold, uri, run, force=force)
+    return record
+
+
+def _publish(
+    spark: SparkSession, storage: Storage, ds: Dataset, gold: Gold, uri: str, run: JobRun, *, force: bool
+) -> None:
+    record = run.record
+    pins = silver_versions(spark, storage, gold)
+    record.details["inputs"] = pins
+    record.input_to = sum(pins.values())
+    last = inputs_at(spark, storage, gold.name, table_version(spark, uri) or 0)
+    if not force and pins in (last, _last_publish_inputs(RunLedger(spark, storage), ds.name)):
+        record.output_version = table_version(spark, uri)
+        record.details["changed"] = False
+        run.skip("silver unchanged since the last publish")
+        return
+
+    from ingestion.core.spark.delta import read_version
+
+    frames = {name: read_version(spark, storage.uri(silver_table(name)), v) for name, v in pins.items()}
+    out = gold.transform()(spark, frames).cache()  # computed once for checks and write
     try:
-        pins = silver_versions(spark, storage, gold)
-        record.details["inputs"] = pins
-        record.input_to = sum(pins.values())
-        last = inputs_at(spark, storage, gold.name, table_version(spark, uri) or 0)
-        if not force and pins in (last, _last_publish_inputs(ledger, ds.name)):
-            record.output_version = table_version(spark, uri)
-            record.details["changed"] = False
-            record.details["reason"] = "silver unchanged since the last publish"
-            ledger.append(record.finish("skipped"))
-            return record
+        problems = check_contract(gold, out)
+        if problems:
+            raise GoldContractError(gold.name, problems)
+        rows = out.count()
+        ensure_table(spark, uri, gold, out.schema)
+        tag = CommitTag.gold(gold.name, pins)
+        write = _merge if gold.write == "merge" else _overwrite_partitions
+        outcome = WriteOutcome(committed=False)
+        run.check()
 
-        from ingestion.core.spark.delta import read_version
+        def commit_once(stamp: Stamp) -> bool:
+            nonlocal outcome
+            outcome = write(spark, uri, gold, out, stamp)
+            return outcome.committed
 
-        frames = {name: read_version(spark, storage.uri(silver_table(name)), v) for name, v in pins.items()}
-        out = gold.transform()(spark, frames).cache()  # computed once for checks and write
-        try:
-            problems = check_contract(gold, out)
-            if problems:
-                raise GoldContractError(gold.name, problems)
-            rows = out.count()
-            ensure_table(spark, uri, gold, out.schema)
-            tag = CommitTag.gold(gold.name, pins)
-            write = _merge if gold.write == "merge" else _overwrite_partitions
-            outcome = WriteOutcome(committed=False)
-
-            def run(stamp: Stamp) -> bool:
-                nonlocal outcome
-                outcome = write(spark, uri, gold, out, stamp)
-                return outcome.committed
-
-            commit = write_once(spark, storage, gold_table(gold.name), tag, run, merge=gold.write == "merge")
-        finally:
-            out.unpersist()
-        version = commit.version if commit is not None else table_version(spark, uri)
-        record.output_version = version
-        record.details.update(rows=rows, changed=outcome.committed)
-        if outcome.committed and commit is not None:
-            metrics = _metrics(commit)
-            record.details.update(metrics)
-            record.rows_written = metrics["inserted"] + metrics["updated"]
-            record.rows_dropped = metrics["deleted"]
-            if outcome.partitions is not None:
-                record.details["partitions_replaced"] = outcome.partitions
-        ledger.append(record.finish("succeeded"))
-        log.info("gold %s: version %s (changed=%s)", gold.name, version, outcome.committed)
-        return record
-    except Exception as err:
-        ledger.append(record.finish("failed", f"{type(err).__name__}: {err}"))
-        raise
+        commit = write_once(
+            spark, storage, gold_table(gold.name), tag, commit_once, merge=gold.write == "merge"
+        )
+    finally:
+        out.unpersist()
+    version = commit.version if commit is not None else table_version(spark, uri)
+    record.output_version = version
+    record.details.update(rows=rows, changed=outcome.committed)
+    if outcome.committed and commit is not None:
+        metrics = _metrics(commit)
+        record.details.update(metrics)
+        record.rows_written = metrics["inserted"] + metrics["updated"]
+        record.rows_dropped = metrics["deleted"]
+        if outcome.partitions is not None:
+            record.details["partitions_replaced"] = outcome.partitions
+    log.info("gold %s: version %s (changed=%s)", gold.name, version, outcome.committed)

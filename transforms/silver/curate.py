@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 
 from ingestion.core import lake
-from ingestion.core.runs import RunRecord, recorded
+from ingestion.core.lifecycle import JobRun, job_run
+from ingestion.core.runs import RunRecord
 from ingestion.core.spark.delta import is_delta, table_version
 from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
@@ -45,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.contracts import Catalog, Dataset
     from ingestion.core.config import Settings
-    from ingestion.core.lease import Lease
     from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -89,15 +89,12 @@ def curate(
     """
     dataset = catalog.get(dataset_name)
     ensure_format(storage)  # refuse a lake written by a newer headwater, before any write
-    fn = find_transform(dataset.name) if transform is _FIND else transform
+    package = settings.transforms_package if settings is not None else None
+    fn = find_transform(dataset.name, package=package) if transform is _FIND else transform
     record = RunRecord(job="curate", dataset=dataset.name)
-    with (
-        st.writer_lease(
-            storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait
-        ) as lease,
-        recorded(spark, storage, record, enabled=record_run),
-    ):
-        _run(spark, storage, dataset, record, plan=plan, transform=fn, lease=lease)  # type: ignore[arg-type]
+    lease = st.writer_lease(storage, dataset.name, owner=record.run_id, settings=settings)
+    with job_run(spark, storage, record, lease=lease, lease_wait=lease_wait, enabled=record_run) as run:
+        _run(spark, storage, dataset, run, plan=plan, transform=fn)  # type: ignore[arg-type]
     return record
 
 
@@ -105,16 +102,15 @@ def _run(
     spark: SparkSession,
     storage: Storage,
     dataset: Dataset,
-    record: RunRecord,
+    run: JobRun,
     *,
     plan: Plan | None,
     transform: SilverTransform | None,
-    lease: Lease,
 ) -> None:
+    record = run.record
     bronze_uri = storage.uri(lake.bronze_table(dataset.name))
     if not is_delta(spark, bronze_uri):
-        record.details["reason"] = "no bronze table yet"
-        record.finish("skipped")
+        run.skip("no bronze table yet")
         return
     state = st.load(storage, dataset.name)
     if state.pending:
@@ -124,8 +120,7 @@ def _run(
         after, upto = state.bronze_version, table_version(spark, bronze_uri) or 0
     record.input_from, record.input_to = after + 1, upto
     if upto <= after:
-        record.details["reason"] = f"bronze has nothing after version {after}"
-        record.finish("skipped")
+        run.skip(f"bronze has nothing after version {after}")
         return
     rng = bronze_range(spark, dataset.name, bronze_uri, after=after, upto=upto)
     record.details["batches"] = list(rng.batches)
@@ -133,8 +128,7 @@ def _run(
         # Only non-data commits (OPTIMIZE, properties...): nothing to curate, move past them.
         state.bronze_version, state.pending = upto, None
         st.save(storage, state)
-        record.details["reason"] = f"bronze versions {after + 1}..{upto} added no rows"
-        record.finish("skipped")
+        run.skip(f"bronze versions {after + 1}..{upto} added no rows")
         return
     if not state.pending:
         state.pending = {"after": after, "upto": upto, "run_id": record.run_id}
@@ -149,7 +143,7 @@ def _run(
         schema_check=lambda schema: schema_problems(spark, silver_uri, schema, dataset),
     )
     try:
-        lease.check()  # the heartbeat lost the lease while we validated: write nothing
+        run.check()  # the heartbeat lost the lease while we validated: write nothing
         _write(spark, storage, dataset, record, prepared, rng.rows, state)
     finally:
         prepared.release()

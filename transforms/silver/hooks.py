@@ -9,14 +9,14 @@ columns) after casting and before validation, so the contract's checks see the t
 values. It must be pure and row-preserving (filter with a contract rule and ``drop`` instead),
 keep the columns it does not own (use ``withColumn``), and keep contract column types; the curate
 job verifies the columns and types and reports the transform by name when it breaks them.
-The package searched is ``transforms.datasets`` (override with ``HEADWATER_TRANSFORMS_PACKAGE``).
+The package searched is ``settings.transforms_package``: ``transforms.datasets`` (override with
+``HEADWATER_TRANSFORMS_PACKAGE``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,12 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
 SilverTransform = Callable[["DataFrame"], "DataFrame"]
-DEFAULT_PACKAGE = "transforms.datasets"
 
 
 def find_transform(dataset: str, *, package: str | None = None) -> SilverTransform | None:
-    """The dataset's ``silver`` function, or None when it has no transform module."""
-    package = package or os.environ.get("HEADWATER_TRANSFORMS_PACKAGE", DEFAULT_PACKAGE)
+    """The dataset's ``silver`` function, or None when it has no transform module.
+
+    Args:
+        dataset: the dataset's name (the module's name in the package).
+        package: the package searched; by default the settings' ``transforms_package``.
+    """
+    from ingestion.core.config import get_settings
+
+    package = package or get_settings().transforms_package
     name = f"{package}.{dataset}"
     try:
         spec = importlib.util.find_spec(name)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 
 from ingestion.core import lake
-from ingestion.core.runs import RunRecord, recorded
+from ingestion.core.lifecycle import JobRun, job_run
+from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitTag, write_once
 from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.contracts import Catalog, Dataset
     from ingestion.core.config import Settings
-    from ingestion.core.lease import Lease
     from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,12 @@ def replay(
     curate or replay of the dataset is running past ``lease_wait`` seconds.
     """
     dataset = catalog.get(dataset_name)
-    fn = find_transform(dataset.name) if transform is _FIND else transform
+    package = settings.transforms_package if settings is not None else None
+    fn = find_transform(dataset.name, package=package) if transform is _FIND else transform
     record = RunRecord(job="replay", dataset=dataset.name)
-    with (
-        writer_lease(storage, dataset.name, owner=record.run_id, settings=settings, wait=lease_wait) as lease,
-        recorded(spark, storage, record, enabled=record_run),
-    ):
-        _run(spark, storage, dataset, record, fn, lease)  # type: ignore[arg-type]
+    lease = writer_lease(storage, dataset.name, owner=record.run_id, settings=settings)
+    with job_run(spark, storage, record, lease=lease, lease_wait=lease_wait, enabled=record_run) as run:
+        _run(spark, storage, dataset, run, fn)  # type: ignore[arg-type]
     return record
 
 
@@ -80,15 +79,14 @@ def _run(
     spark: SparkSession,
     storage: Storage,
     dataset: Dataset,
-    record: RunRecord,
+    run: JobRun,
     transform: SilverTransform | None,
-    lease: Lease,
 ) -> None:
+    record = run.record
     q_uri = storage.uri(lake.quarantine_rows_table(dataset.name))
     silver_uri = storage.uri(lake.silver_table(dataset.name))
     if not is_delta(spark, q_uri):
-        record.details["reason"] = "quarantine is empty"
-        record.finish("skipped")
+        run.skip("quarantine is empty")
         return
     qv = table_version(spark, q_uri)
     assert qv is not None
@@ -106,8 +104,7 @@ def _run(
         counts = prepared.counts
         record.rows_read = counts["rows"]
         if record.rows_read == 0:
-            record.details["reason"] = "quarantine is empty"
-            record.finish("skipped")
+            run.skip("quarantine is empty")
             return
         record.rules = dict(prepared.rule_counts)
         record.rows_dropped = counts["dropped"]
@@ -123,7 +120,7 @@ def _run(
         if reasons:
             record.finish("failed", "; ".join(reasons))
             return
-        lease.check()
+        run.check()
         if counts["keepable"] > 0:
             version, metrics = merge(
                 spark,

@@ -25,19 +25,17 @@ if TYPE_CHECKING:  # pragma: no cover
 SILVER_SCOPE = "silver"
 
 
-def writer_lease(
-    storage: Storage, dataset: str, *, owner: str, settings: Settings | None, wait: float = 0.0
-) -> Lease:
-    """The single-writer lease of the dataset's silver side (curate and replay share it), taken.
+def writer_lease(storage: Storage, dataset: str, *, owner: str, settings: Settings | None) -> Lease:
+    """The single-writer lease of the dataset's silver side (curate and replay share it), untaken.
 
-    Use it as ``with writer_lease(...) as lease:`` (the Lease releases itself). Raises
-    LeaseHeldError when another run holds it past ``wait`` seconds; nothing is read or written
-    then. Held with a heartbeat; the job calls ``check()`` before each write.
+    The job lifecycle (``ingestion.core.lifecycle.job_run``) takes it, waiting up to the run's
+    ``lease_wait``, and releases it after the run is recorded. Held with a heartbeat; the job
+    checks it before each write.
     """
     lease = Lease(storage, dataset, scope=SILVER_SCOPE, owner=owner)
     if settings is not None:
         lease.seconds = settings.lease_seconds
-    return lease.acquire(wait=wait)
+    return lease
 
 
 def state_path(dataset: str) -> str:

@@ -57,7 +57,7 @@ def abfs_conf(settings: Settings) -> dict[str, str]:
         if auth.client_id:
             conf[f"fs.azure.account.oauth2.client.id.{host}"] = auth.client_id
         return conf
-    secret = auth.client_secret()
+    secret = settings.secret(auth.client_secret_env)
     if not (auth.tenant_id and auth.client_id and secret):
         from ingestion.core.errors import ConfigError
 

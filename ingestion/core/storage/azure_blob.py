@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -134,12 +133,12 @@ class BlobStorage(Storage):
         lake = settings.lake
         conn_env = lake.connection_string_env
         if conn_env:
-            conn = os.environ.get(conn_env)
-            if not conn:
+            conn = settings.secret(conn_env)
+            if conn is None:
                 raise ConfigError(
                     f"lake.connection_string_env names {conn_env!r}, but that variable is not set"
                 )
-            service = BlobServiceClient.from_connection_string(conn, **TRANSFER_OPTIONS)
+            service = BlobServiceClient.from_connection_string(conn.get_secret_value(), **TRANSFER_OPTIONS)
             return cls(service, containers=lake.containers, account=lake.account)
         if not lake.account and not lake.blob_endpoint:
             raise ConfigError(

@@ -19,8 +19,15 @@ def cli_lake(tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
-def test_validate_explains_a_broken_contract(monkeypatch):
+@pytest.fixture
+def broken_schemas(monkeypatch):
     monkeypatch.setenv("HEADWATER_SCHEMAS_PACKAGE", "tests.jobs.broken_schemas")
+    get_settings.cache_clear()  # the settings read the package's name
+    yield
+    get_settings.cache_clear()
+
+
+def test_validate_explains_a_broken_contract(broken_schemas):
     result = runner.invoke(app, ["validate", "--json"])
     assert result.exit_code == 1
     problems = {(p["dataset"], p["code"]) for p in json.loads(result.stdout)["problems"]}

@@ -71,7 +71,7 @@ def scenario(spark, module_lake):
 
 def test_first_register_creates_version_1_pinned_to_gold(scenario):
     reg1 = scenario["reg1"]
-    assert reg1.status == "registered"
+    assert reg1.status == "succeeded"
     assert reg1.asset.label == "customer_features:1"
     assert reg1.asset.delta_version == scenario["pub1"].output_version
     assert reg1.drift["verdict"] == "baseline"
@@ -81,9 +81,9 @@ def test_rerun_creates_no_version(scenario, spark):
     from transforms.assets import LocalRegistry
 
     assert scenario["pub_again"].status == "skipped"
-    assert scenario["reg_again"].status == "unchanged"
+    assert scenario["reg_again"].status == "skipped"
     assert scenario["reg_again"].asset.version == 1
-    assert scenario["reg2_again"].status == "unchanged"
+    assert scenario["reg2_again"].status == "skipped"
     versions = LocalRegistry(scenario["lake"]).versions("customer_features")
     assert [a.version for a in versions] == [1, 2]
     runs = RunLedger(spark, scenario["lake"]).latest(job="register", limit=10)
@@ -92,7 +92,7 @@ def test_rerun_creates_no_version(scenario, spark):
 
 def test_changed_gold_creates_version_n_plus_1(scenario):
     reg2 = scenario["reg2"]
-    assert reg2.status == "registered"
+    assert reg2.status == "succeeded"
     assert reg2.asset.version == 2 and reg2.previous.version == 1
     assert reg2.asset.delta_version == scenario["pub2"].output_version > scenario["pub1"].output_version
 
@@ -150,7 +150,7 @@ def test_tags_describe_the_version(scenario, spark):
         lineage["silver"]["orders"]["version"] == 1 and lineage["silver"]["orders"]["bronze_end_version"] == 1
     )
     assert tags["silver_versions"] == "customers@0,orders@1"
-    assert tags["run_id"] == reg2.run.run_id and tags["run_id"].startswith("register-")
+    assert tags["run_id"] == reg2.run_id and tags["run_id"].startswith("register-")
     assert tags["environment"] == "dev"
     assert tags["code_version"].startswith("headwater")
     assert tags["drift_verdict"] == "drift"
@@ -187,7 +187,7 @@ def test_properties_only_change_registers_nothing(spark, lake, catalog, lake_set
     again = register(spark, lake, catalog, "orders", settings=lake_settings)
 
     assert first.asset.version == 1
-    assert again.status == "unchanged" and "no new data" in again.reason
+    assert again.status == "skipped" and "no new data" in again.reason
 
 
 def test_load_check_refuses_a_column_mapped_table(spark, lake, catalog, lake_settings):

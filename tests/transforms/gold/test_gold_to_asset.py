@@ -33,7 +33,7 @@ def test_two_batches_end_with_two_versions_and_drift_on_the_shifted_column(
     again = register(spark, lake, cat, "orders", settings=lake_settings)
 
     assert [a.version for a in LocalRegistry(lake).versions("customer_features")] == [1, 2]
-    assert again.status == "unchanged"
+    assert again.status == "skipped"
     assert v2.drift["verdict"] == "drift" and set(v2.drifted) == {"total_amount", "mean_amount"}
     assert v2.drift["columns"]["order_count"]["psi"] == pytest.approx(0.0, abs=1e-9)
     old = spark.read.parquet(v1.asset.asset_uri)

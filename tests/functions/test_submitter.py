@@ -1,0 +1,42 @@
+"""The Function App's default submitter: ``jobs.ingest.run``, imported only when a run starts."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from functions.runtime import submitter_from_settings
+from ingestion.batching import SubmitError, Submitter
+from ingestion.core.config import Settings
+
+
+def test_default_submitter_calls_the_ingest_job_lazily(monkeypatch):
+    settings = Settings()
+    seen = []
+    fake = types.ModuleType("jobs.ingest")
+
+    def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
+        seen.append((dataset, settings))
+        return {"dataset": dataset, "status": "ok"}
+
+    fake.run = run  # type: ignore[attr-defined]
+    import jobs
+
+    monkeypatch.setitem(sys.modules, "jobs.ingest", fake)
+    monkeypatch.setattr(jobs, "ingest", fake, raising=False)
+    sub = submitter_from_settings(settings)
+    assert isinstance(sub, Submitter)
+    assert sub.submit("orders") == {"dataset": "orders", "status": "ok"}
+    assert seen == [("orders", settings)]
+
+
+def test_default_submitter_without_the_job_says_what_to_install(monkeypatch):
+    import jobs
+
+    monkeypatch.setitem(sys.modules, "jobs.ingest", None)  # import fails like a missing pyspark
+    monkeypatch.delattr(jobs, "ingest", raising=False)
+    with pytest.raises(SubmitError, match="install the `local` extra"):
+        submitter_from_settings(Settings()).submit("orders")
