@@ -126,9 +126,6 @@ class Settings(BaseSettings):
     # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
     poison_max_attempts: int = 3
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    # A text record (CSV or JSON line) longer than this is a row rejected as ``line_too_long``;
-    # the engine never holds a longer one in memory. 64 MiB.
-    max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Where the contracts live (HEADWATER_SCHEMAS_PACKAGE): every module's DATASET is collected.
     schemas_package: str = "schemas"
     # Where per-dataset silver transforms live (HEADWATER_TRANSFORMS_PACKAGE).

@@ -112,7 +112,6 @@ class RowCheck(Code):
     """
 
     PARSE = "parse"  # the record did not parse (malformed CSV line, invalid JSON)
-    LINE_TOO_LONG = "line_too_long"  # the record is longer than ``max_line_bytes``
     CAST = "cast"  # a value does not cast to the contract's type
     NOT_NULLABLE = "not_nullable"
     UNIQUE = "unique"

@@ -253,7 +253,7 @@ def test_failing_blob_is_parked_after_bounded_attempts_and_never_blocks_others(
     record = json.loads(
         azurite_storage.read_bytes(f"system/poison/orders/{entry_key('orders/bad.csv', info.etag)}.json")
     )
-    assert (record["attempts"], record["reason_code"], record["path"]) == (3, "OSError", "orders/bad.csv")
+    assert (record["attempts"], record["reason_code"], record["path"]) == (3, "storage", "orders/bad.csv")
     assert [r.path for r in runtime.poison.parked("orders")] == ["orders/bad.csv"]
     # Parked: a further delivery does not even try.
     n = len(calls)
