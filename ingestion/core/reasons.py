@@ -155,6 +155,13 @@ class RunCode(Code):
     ASSET = "asset"
     AUTH = "auth"  # the registry refused our credentials
     NETWORK = "network"  # the registry could not be reached
+    # The registry answered with a status that means "try again later" (other statuses: network).
+    HTTP_408 = "http_408"
+    HTTP_429 = "http_429"
+    HTTP_500 = "http_500"
+    HTTP_502 = "http_502"
+    HTTP_503 = "http_503"
+    HTTP_504 = "http_504"
     UNKNOWN = "unknown"  # an exception headwater does not know (counted transient up to the bound)
 
 

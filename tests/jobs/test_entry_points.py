@@ -81,14 +81,14 @@ def test_ingest_exit_codes(spark, env_lake, land, call, monkeypatch):
     assert (code, out["status"], out["code"]) == (2, "refused", "lease_held")
     assert "being written by run run-9" in err
 
-    def failing_sha256(self, path):  # noqa: ANN001, ANN202
+    def failing_sha256(self, path, **kwargs):  # noqa: ANN001, ANN003, ANN202
         raise OSError(f"{path}: disk on fire")
 
     monkeypatch.setattr(LocalStorage, "sha256", failing_sha256)
     code, out, err = call(ingest, "--dataset", "orders")
-    assert (code, out["status"], out["code"], out["job"]) == (1, "failed", "failed", "ingest")
-    assert out["error"] == "OSError: landing/orders/b.csv: disk on fire"
-    assert "jobs.ingest: failed (failed): landing/orders/b.csv: disk on fire" in err
+    assert (code, out["status"], out["code"], out["job"]) == (1, "failed", "storage", "ingest")
+    assert out["error"] == "storage: OSError: landing/orders/b.csv: disk on fire"
+    assert "jobs.ingest: failed (storage): landing/orders/b.csv: disk on fire" in err
     # Every run that started is in the ledger, the one that found nothing to do too.
     assert _statuses(spark, env_lake, "ingest", "orders") == ["failed", "skipped", "succeeded"]
 

@@ -76,7 +76,12 @@ def _unavailable(err: Exception) -> RegistryUnavailableError | None:
         503,
         504,
     ):
-        return RegistryUnavailableError("Azure ML", _first_line(err), f"http_{err.status_code}")
+        status = f"http_{err.status_code}"
+        if err.status_code in (401, 403):
+            code = RunCode.AUTH
+        else:
+            code = RunCode(status) if status in RunCode._value2member_map_ else RunCode.NETWORK
+        return RegistryUnavailableError("Azure ML", f"HTTP {err.status_code}: {_first_line(err)}", code)
     return None
 
 

@@ -45,7 +45,7 @@ class RegistryUnavailableError(AssetError):
     transient = True
 
     def __init__(self, registry: str, reason: str, code: RunCode | str) -> None:
-        # A str is read as a RunCode (``http_<status>`` included, see ingestion.core.reasons).
+        # A str is read as a RunCode (the retryable ``http_<status>`` codes included).
         super().__init__(
             f"{registry} registry unavailable ({code}): {reason}; gold is untouched "
             "and the registration is retried on the next run"

@@ -51,9 +51,12 @@ def test_an_exception_fails_the_run_records_it_and_is_raised_marked(lake, ledger
     record = RunRecord(job="demo", dataset="ds")
     with pytest.raises(NotFoundError) as err, job_run(None, lake, record, lease=_lease(lake)):
         raise NotFoundError("landing/x.csv")
-    assert (record.status, record.error) == ("failed", "NotFoundError: landing/x.csv: does not exist")
+    assert (record.status, record.error) == (
+        "failed",
+        "storage: NotFoundError: landing/x.csv: does not exist",
+    )
     assert failed_run(err.value) is record
-    assert outcome_of(err.value) == ("failed", "failed")
+    assert outcome_of(err.value) == ("failed", "storage")
     assert ledger == [("demo", "failed", True)]
     assert lake.info("system/leases/ds.json") is None
 
@@ -75,7 +78,7 @@ def test_a_lost_lease_fails_the_run_it_does_not_refuse_it(lake, ledger):
     with pytest.raises(LeaseLostError) as err, job_run(None, lake, record, lease=_lease(lake)) as run:
         run.lease.lost = True
         run.check()
-    assert outcome_of(err.value) == ("failed", "failed") and record.status == "failed"
+    assert outcome_of(err.value) == ("failed", "lease_lost") and record.status == "failed"
     assert [row[:2] for row in ledger] == [("demo", "failed")]
 
 
@@ -102,8 +105,8 @@ def test_a_failing_ledger_write_leaves_the_outcome_standing(lake, monkeypatch, c
 def test_reason_codes_and_exit_codes():
     assert outcome_of(UnknownDatasetError("x", ["orders"])) == ("refused", "unknown_dataset")
     assert outcome_of(ContractError("x", ["bad"])) == ("refused", "contract")
-    assert outcome_of(RuntimeError("boom")) == ("failed", "failed")
-    assert outcome_of(NotFoundError("p")) == ("failed", "failed")  # the lake, not the input
+    assert outcome_of(RuntimeError("boom")) == ("failed", "unknown")
+    assert outcome_of(NotFoundError("p")) == ("failed", "storage")  # the lake, not the input
 
     class Coded(UnknownDatasetError):
         code = "no_such_thing"
