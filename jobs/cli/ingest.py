@@ -104,6 +104,16 @@ def _results_table(results: list[dict[str, Any]]) -> Any:
     )
 
 
+def _report(done: dict[str, Any], message: str, results: list[dict[str, Any]], *, as_json: bool) -> None:
+    """Say what a command did, then the ingest runs it started: as JSON, or a line and a table."""
+    if as_json:
+        emit({**done, "runs": results}, as_json=True)
+        return
+    console.print(message)
+    if results:
+        console.print(_results_table(results))
+
+
 @app.command("ingest")
 def ingest_cmd(
     paths: list[Path] = typer.Argument(..., help="Local files to put into landing."),
@@ -169,13 +179,9 @@ def backfill_cmd(
         names = [dataset] if dataset else ctx.catalog.names()
         datasets = [n for n in names if ledger.queued(n)]
         results = _run_ingest(ctx, datasets) if run and datasets else []
-        if as_json:
-            emit({"events": events, "runs": results}, as_json=True)
-            return
         counts = Counter(e["outcome"] for e in events)
-        console.print(f"backfill: {len(events)} unseen files ({dict(counts) or 'none'})")
-        if results:
-            console.print(_results_table(results))
+        message = f"backfill: {len(events)} unseen files ({dict(counts) or 'none'})"
+        _report({"events": events}, message, results, as_json=as_json)
 
     run_cli(body)
 
@@ -250,12 +256,8 @@ def readmit_cmd(
     def body() -> None:
         readmitted = readmit(ctx.storage, ctx.catalog, dataset, paths=paths, code=wanted)
         results = _run_ingest(ctx, [dataset]) if run and readmitted else []
-        if as_json:
-            emit({"readmitted": readmitted, "runs": results}, as_json=True)
-        else:
-            console.print(f"readmitted {len(readmitted)} file(s) of {dataset}")
-            if results:
-                console.print(_results_table(results))
+        message = f"readmitted {len(readmitted)} file(s) of {dataset}"
+        _report({"readmitted": readmitted}, message, results, as_json=as_json)
 
     run_cli(body)
 
@@ -280,12 +282,7 @@ def batches_retry_cmd(
         ctx.catalog.get(dataset)
         retry_batch(ctx.storage, dataset, batch)
         results = _run_ingest(ctx, [dataset]) if run else []
-        if as_json:
-            emit({"retried": batch, "runs": results}, as_json=True)
-        else:
-            console.print(f"reopened batch {batch} of {dataset}")
-            if results:
-                console.print(_results_table(results))
+        _report({"retried": batch}, f"reopened batch {batch} of {dataset}", results, as_json=as_json)
 
     run_cli(body)
 
