@@ -9,8 +9,13 @@ bounded: decompressed output is taken ``OUT_CHUNK`` bytes at a time and dropped.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from ingestion.bronze.lines import LineScan
+from ingestion.core.storage import Storage
+from ingestion.core.storage.base import CHUNK
 
 OUT_CHUNK = 1024 * 1024  # decompressed bytes handled at a time
 GZIP_MAGIC = b"\x1f\x8b"
@@ -23,9 +28,11 @@ class ContentScan:
     Args:
         gz: the file is named ``.gz``. A file without gzip magic is left to the sniffer, which
             names that mistake more precisely.
+        lines: fed the file's text (decompressed for ``.gz``) to flag lines over the bound.
     """
 
     gz: bool
+    lines: LineScan | None = None
     gzip_error: str | None = None
     _d: Any = field(default=None, repr=False)
     _started: bool = False
@@ -33,18 +40,27 @@ class ContentScan:
 
     def feed(self, chunk: bytes) -> None:
         """One chunk of the file's raw bytes, in order."""
-        if not self.gz or self.gzip_error is not None or not chunk:
+        if not chunk:
             return
-        if not self._started:
+        if self.gz and not self._started:
             self._started = True
             if not chunk.startswith(GZIP_MAGIC):
-                self.gz = False
-                return
-            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.gz = False  # the sniffer rejects it
+            else:
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if not self.gz:
+            if self.lines is not None:
+                self.lines.feed(chunk)
+            return
+        if self.gzip_error is not None:
+            return
         data = chunk
         try:
             while data:
-                self._out += len(self._d.decompress(data, OUT_CHUNK))
+                out = self._d.decompress(data, OUT_CHUNK)
+                self._out += len(out)
+                if self.lines is not None:
+                    self.lines.feed(out)
                 if self._d.eof:
                     # Concatenated gzip members are valid gzip: go on with the next one.
                     data = self._d.unused_data
@@ -63,3 +79,36 @@ class ContentScan:
                 "before the end of its data"
             )
         return self
+
+
+def text_chunks(storage: Storage, path: str) -> Iterator[bytes]:
+    """The bytes of a landed file as Spark reads them: decompressed when it is gzip.
+
+    Args:
+        storage: the lake.
+        path: the file, lake-relative.
+
+    Yields:
+        Chunks of at most ``CHUNK`` raw or ``OUT_CHUNK`` decompressed bytes.
+    """
+    with storage.open_read(path) as fh:
+        first = fh.read(CHUNK)
+        if not first.startswith(GZIP_MAGIC):
+            chunk, first = first, b""  # hold one chunk at a time
+            while chunk:
+                yield chunk
+                chunk = fh.read(CHUNK)
+            return
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data, first = first, b""
+        while data:
+            while data:
+                yield d.decompress(data, OUT_CHUNK)
+                if d.eof:
+                    data = d.unused_data
+                    if data:
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                else:
+                    data = d.unconsumed_tail
+            data = fh.read(CHUNK)
+        yield d.flush()

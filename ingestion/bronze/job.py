@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from ingestion.bronze.content import ContentScan
+from ingestion.bronze.content import ContentScan, text_chunks
+from ingestion.bronze.lines import LineScan, LongLine, delivered_before, line_bounded, long_lines
 from ingestion.bronze.manifest import Manifest, ManifestFile, Manifests
 from ingestion.bronze.sniff import is_gzip_name, sniff
 from ingestion.contracts import Catalog, Csv, Dataset, JsonArray, JsonLines, Parquet
@@ -212,10 +213,12 @@ class IngestJob:
                 reason_code=FileCode.MISSING,
             )
         # The hash pass reads every byte anyway: the gzip stream is checked in the same read.
-        scan = ContentScan(gz=is_gzip_name(entry.path))
+        lines = LineScan(self.settings.max_line_bytes) if line_bounded(ds.format) else None
+        scan = ContentScan(gz=is_gzip_name(entry.path), lines=lines)
         sha = self.storage.sha256(f"landing/{entry.path}", observe=scan.feed)
         scan.finish()
         mf = ManifestFile(key=entry.key, path=entry.path, etag=info.etag, size=info.size, sha256=sha)
+        mf.long_lines = lines is not None and lines.flagged
         if scan.gzip_error is not None:
             self._reject(mf, scan.gzip_error, FileCode.BAD_GZIP)
         elif (entry.path, sha) in seen or self.ledger.was_ingested(ds.name, entry.path, sha):
@@ -294,8 +297,8 @@ class IngestJob:
         except HeadwaterError:
             raise
         except Exception as err:  # noqa: BLE001 - the engine failed: is one file to blame?
-            if classify(err)[0] is RunCode.STORAGE or not self._isolate(ds, manifest, err):
-                raise  # the store failed, or no file fails alone: outside any one file
+            if classify(err)[0] is not RunCode.SPARK or not self._isolate(ds, manifest, err):
+                raise  # the store or our own code failed, or no file fails alone: no file to blame
             manifests.save(manifest)  # the rejection is part of the batch's record, before the retry
             self._land(ds, manifest, manifests, result, committed)
 
@@ -308,7 +311,9 @@ class IngestJob:
             one_line(err),
         )
         found = False
-        for f in manifest.by_disposition("ingest"):
+        blamed: list[tuple[ManifestFile, str]] = []
+        probed = manifest.by_disposition("ingest")
+        for f in probed:
             try:
                 self._probe(ds, f)
             except FileRejectedError as rejected:
@@ -317,11 +322,24 @@ class IngestJob:
             except HeadwaterError:
                 raise
             except Exception as alone:  # noqa: BLE001 - whatever the engine raises names this file
-                if classify(alone)[0] is RunCode.STORAGE:
-                    raise  # the store failed while reading it: not the file's fault
-                self._reject(f, f"the engine cannot read this file: {one_line(alone)}", FileCode.UNREADABLE)
-                found = True
-        return found
+                if classify(alone)[0] is not RunCode.SPARK:
+                    raise  # the store or our own code failed while reading it: not the file's fault
+                blamed.append((f, f"the engine cannot read this file: {one_line(alone)}"))
+        if blamed and len(blamed) == len(probed) and not self._engine_alive():
+            # Every file fails alone and so does a job that reads no file: the engine is down.
+            # Blaming the files would quarantine a whole good batch; the retry bound decides.
+            log.warning("the engine fails a job that reads no file: no file of the batch is blamed")
+            return False
+        for f, reason in blamed:
+            self._reject(f, reason, FileCode.UNREADABLE)
+        return found or bool(blamed)
+
+    def _engine_alive(self) -> bool:
+        """Does the engine run a job that reads no file?"""
+        try:
+            return self.spark.range(1).count() == 1
+        except Exception:  # noqa: BLE001 - any failure here means the engine, not a file
+            return False
 
     def _probe(self, ds: Dataset, f: ManifestFile) -> None:
         """Read one file to the end on the engine (the ``noop`` sink evaluates every column)."""
@@ -384,6 +402,8 @@ class IngestJob:
                 readable.append((todo_file, sniff(self.storage, ds, todo_file.path, todo_file.size).header))
             except FileRejectedError as err:
                 self._reject(todo_file, err.reason, err.code)
+        long = self._long_lines(ds, readable)
+        readable = [(f, h) for f, h in readable if f.disposition == "ingest"]
         if not readable:
             return None
         by_uri = {_norm(self.storage.uri(f"landing/{f.path}")): f for f, _ in readable}
@@ -432,16 +452,26 @@ class IngestJob:
                 extra.update(unknown)
         for f, _ in readable:
             if f.disposition == "ingest" and f.path not in rows_by_path:
-                self._reject(f, "file holds no records", FileCode.EMPTY)
+                if long.get(f.path):
+                    self._reject(f, "every record is longer than max_line_bytes", FileCode.UNPARSEABLE)
+                else:
+                    self._reject(f, "file holds no records", FileCode.EMPTY)
+        for path, found in long.items():
+            if path in rows_by_path:
+                rows_by_path[path] += len(found)
         keep = {u: f for u, f in file_of_uri.items() if f.disposition == "ingest"}
         if not keep:
             raw.unpersist()
             return None
+        csv = isinstance(ds.format, Csv)
         lookup = self.spark.createDataFrame(
-            [(u, f.path, f.sha256) for u, f in keep.items()],
-            f"{readers.FILE} string, {SOURCE_PATH} string, {SOURCE_SHA256} string",
+            [(u, f.path, f.sha256, delivered_before(long.get(f.path, []), csv=csv)) for u, f in keep.items()],
+            f"{readers.FILE} string, {SOURCE_PATH} string, {SOURCE_SHA256} string, _skipped array<long>",
         )
         df = raw.join(F.broadcast(lookup), readers.FILE, "inner")
+        # Rows after a skipped long line move down by one per such line before them.
+        delivered = F.col(SOURCE_ROW).cast("long")
+        position = delivered + F.size(F.filter(F.col("_skipped"), lambda n: n < delivered)).cast("long")
         fields = F.col(readers.FIELDS)
         cols = [fields.getItem(c).alias(c) for c in known]
         if ds.schema_policy == "evolve":
@@ -454,12 +484,76 @@ class IngestJob:
             F.col(PARSE_ERROR),
             F.col(SOURCE_PATH),
             F.col(SOURCE_SHA256),
-            F.col(SOURCE_ROW).cast("long"),
+            position.alias(SOURCE_ROW),
             F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
             F.lit(manifest.batch).cast("long").alias(BATCH_ID),
         ]
+        out = df.select(*cols)
+        kept = {f.path: f for f in keep.values()}
+        too_long = self._long_rows(ds, {p: found for p, found in long.items() if p in kept}, kept)
+        if too_long:
+            extra_rows = self.spark.createDataFrame(
+                too_long,
+                f"{CORRUPT_RECORD} string, {PARSE_ERROR} string, {SOURCE_PATH} string, "
+                f"{SOURCE_SHA256} string, {SOURCE_ROW} long",
+            ).select(
+                "*",
+                F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+                F.lit(manifest.batch).cast("long").alias(BATCH_ID),
+            )
+            out = out.unionByName(extra_rows, allowMissingColumns=True)
         # `raw` stays persisted until the write is done; the caller unpersists it.
-        return df.select(*cols), rows_by_path, raw
+        return out, rows_by_path, raw
+
+    def _long_lines(
+        self, ds: Dataset, readable: list[tuple[ManifestFile, tuple[str, ...] | None]]
+    ) -> dict[str, list[LongLine]]:
+        """Lines the reader will skip, per flagged file; a file whose CSV header is one is rejected."""
+        fmt = ds.format
+        csv = isinstance(fmt, Csv)
+        out: dict[str, list[LongLine]] = {}
+        for f, _ in readable:
+            if not f.long_lines or not line_bounded(fmt):
+                continue
+            found = long_lines(
+                text_chunks(self.storage, f"landing/{f.path}"),
+                max_line=self.settings.max_line_bytes,
+                csv=csv,
+                csv_header=csv and fmt.header,  # type: ignore[union-attr]
+            )
+            header = next((x for x in found if x.header), None)
+            if header is not None:
+                self._reject(
+                    f,
+                    f"the CSV header line has {header.size} bytes; max_line_bytes is "
+                    f"{self.settings.max_line_bytes}",
+                    FileCode.NO_HEADER,
+                )
+            elif found:
+                out[f.path] = found
+        return out
+
+    def _long_rows(
+        self, ds: Dataset, long: dict[str, list[LongLine]], files: dict[str, ManifestFile]
+    ) -> list[tuple[str, str, str, str, int]]:
+        """Bronze rows for the skipped records: (raw head, parse error, path, sha256, position)."""
+        fmt = ds.format
+        csv = isinstance(fmt, Csv)
+        encoding = fmt.encoding if isinstance(fmt, Csv) else "utf-8"
+        rows = []
+        for path, found in long.items():
+            records = [x for x in found if not (csv and x.blank)]
+            for i, x in enumerate(records, start=1):
+                rows.append(
+                    (
+                        x.head.decode(encoding, errors="replace"),
+                        x.message(self.settings.max_line_bytes),
+                        path,
+                        files[path].sha256,
+                        x.records_before + i,
+                    )
+                )
+        return rows
 
     def _scan(
         self, ds: Dataset, readable: list[tuple[ManifestFile, tuple[str, ...] | None]]
@@ -472,9 +566,13 @@ class IngestJob:
         known = ds.column_names()
         if isinstance(fmt, Csv):
             headers = [h or () for _, h in readable]
-            return readers.read_csv(self.spark, known, fmt, list(zip(uris, headers, strict=True))), None
+            files = list(zip(uris, headers, strict=True))
+            bound = self.settings.max_line_bytes if line_bounded(fmt) else None
+            return readers.read_csv(self.spark, known, fmt, files, max_line=bound), None
         if isinstance(fmt, JsonLines):
-            return readers.read_json_lines(self.spark, uris, known), None
+            return readers.read_json_lines(
+                self.spark, uris, known, max_line=self.settings.max_line_bytes
+            ), None
         if isinstance(fmt, JsonArray):
             return readers.read_json_array(self.spark, uris, known)
         if isinstance(fmt, Parquet):

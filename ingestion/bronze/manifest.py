@@ -30,6 +30,9 @@ class ManifestFile:
     reason: str | None = None
     reason_code: FileCode | None = None
     rows: int | None = None
+    # The sha256 pass saw a run of bytes without a line break near max_line_bytes: the read
+    # looks for lines the reader skips (ingestion.bronze.lines).
+    long_lines: bool = False
 
 
 @dataclass

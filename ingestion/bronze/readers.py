@@ -25,7 +25,7 @@ from ingestion.contracts import Csv
 from ingestion.core.lake import CORRUPT_RECORD, PARSE_ERROR, SOURCE_ROW
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 
 FILE = "_file"
 FIELDS = "_fields"
@@ -81,10 +81,27 @@ def _keyed(df: DataFrame, kv: list[Column], corrupt: Column, error: Column) -> D
 
 
 # --- CSV -----------------------------------------------------------------------------------------
+def _bounded(reader: DataFrameReader, max_line: int | None) -> DataFrameReader:
+    """Hadoop's line reader skips lines of ``max_line`` bytes or more instead of holding them."""
+    if max_line is None:
+        return reader
+    from ingestion.bronze.lines import MAX_LINE_OPTION
+
+    return reader.option(MAX_LINE_OPTION, str(max_line))
+
+
 def read_csv(
-    spark: SparkSession, known: Sequence[str], fmt: Csv, files: Sequence[tuple[str, tuple[str, ...]]]
+    spark: SparkSession,
+    known: Sequence[str],
+    fmt: Csv,
+    files: Sequence[tuple[str, tuple[str, ...]]],
+    *,
+    max_line: int | None = None,
 ) -> DataFrame:
-    """``files``: (uri, header) pairs. Files sharing a header are read together."""
+    """``files``: (uri, header) pairs. Files sharing a header are read together.
+
+    ``max_line``: lines of this many bytes or more are skipped (see ``ingestion.bronze.lines``).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -115,7 +132,7 @@ def read_csv(
             .option("ignoreLeadingWhiteSpace", False)
             .option("ignoreTrailingWhiteSpace", False)
         )
-        df = _with_metadata(reader.load(uris))
+        df = _with_metadata(_bounded(reader, max_line).load(uris))
         kv: list[Column] = []
         for i, name in enumerate(header):
             kv += [F.lit(contract.get(name.lower(), name)), F.col(f"_c{i}")]
@@ -220,7 +237,10 @@ def _kind(value: Any) -> str:
     return "a boolean" if isinstance(value, bool) else type(value).__name__
 
 
-def read_json_lines(spark: SparkSession, uris: Sequence[str], known: Sequence[str]) -> DataFrame:
+def read_json_lines(
+    spark: SparkSession, uris: Sequence[str], known: Sequence[str], *, max_line: int | None = None
+) -> DataFrame:
+    """One record per line; ``max_line`` as for :func:`read_csv`."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -233,7 +253,7 @@ def read_json_lines(spark: SparkSession, uris: Sequence[str], known: Sequence[st
     )
     names = frozenset(known)
     parse = F.udf(lambda text: parse_json_object(text, names), parsed_type)
-    df = _with_metadata(spark.read.text(list(uris)))
+    df = _with_metadata(_bounded(spark.read, max_line).text(list(uris)))
     df = df.withColumn(SOURCE_ROW, _row_position(df))  # line number, blank lines counted
     df = df.where(F.trim(F.col("value")) != "").withColumn("_p", parse(F.col("value")))
     return df.select(

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
     poison_max_attempts: int = 3
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    # A CSV or JSON lines record of this many bytes or more (line break included) is not read
+    # into memory: it lands as a row with code line_too_long, and the rest of its file lands.
+    max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=64, le=2**31 - 1)
     # Where the contracts live (HEADWATER_SCHEMAS_PACKAGE): every module's DATASET is collected.
     schemas_package: str = "schemas"
     # Where per-dataset silver transforms live (HEADWATER_TRANSFORMS_PACKAGE).

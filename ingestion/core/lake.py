@@ -19,6 +19,8 @@ One place for the layout, so every job and command agrees on it::
 
 from __future__ import annotations
 
+from ingestion.core.reasons import RowCheck
+
 # Lineage columns every bronze row carries, named exactly so.
 SOURCE_PATH = "_source_path"
 SOURCE_SHA256 = "_source_sha256"
@@ -28,6 +30,8 @@ BATCH_ID = "_batch_id"
 RESCUED_DATA = "_rescued_data"
 CORRUPT_RECORD = "_corrupt_record"  # the raw line of a malformed record
 PARSE_ERROR = "_parse_error"  # why it was malformed
+# A _parse_error starting so: the line was too long to read (ingestion.bronze.lines).
+LINE_TOO_LONG = f"{RowCheck.LINE_TOO_LONG.value}: "
 LINEAGE_COLUMNS = (SOURCE_PATH, SOURCE_SHA256, SOURCE_ROW, INGESTED_AT, BATCH_ID)
 BRONZE_META_COLUMNS = (RESCUED_DATA, CORRUPT_RECORD, PARSE_ERROR, *LINEAGE_COLUMNS)
 

@@ -112,6 +112,7 @@ class RowCheck(Code):
     """
 
     PARSE = "parse"  # the record did not parse (malformed CSV line, invalid JSON)
+    LINE_TOO_LONG = "line_too_long"  # a line of max_line_bytes or more (with its line break)
     CAST = "cast"  # a value does not cast to the contract's type
     NOT_NULLABLE = "not_nullable"
     UNIQUE = "unique"

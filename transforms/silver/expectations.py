@@ -30,6 +30,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Window
 
 from ingestion.core import lake
+from ingestion.core.reasons import RowCheck
 from transforms.silver.casting import (
     CAST_FAIL,
     ERROR_TYPE,
@@ -353,10 +354,10 @@ def compile_schema(
     return plan
 
 
-def _reason(column: str | None, check: str, value: Column) -> Column:
+def _reason(column: str | None, check: str | Column, value: Column) -> Column:
     return F.struct(
         F.lit(column).cast("string").alias("column"),
-        F.lit(check).alias("check"),
+        (F.lit(check) if isinstance(check, str) else check).alias("check"),
         value.cast("string").alias("value"),
     )
 
@@ -408,7 +409,7 @@ def with_errors(df: DataFrame, plan: Plan) -> DataFrame:
     for c in df.columns:
         if c.startswith(f"{FAIL}_") or c.startswith(f"{CAST_FAIL}_"):
             any_bit = any_bit | (F.col(c) != 0)
-    parse = F.array(_reason(PARSE_COLUMN, "parse", F.col(lake.PARSE_ERROR)))
+    parse = F.array(_reason(PARSE_COLUMN, _parse_check(), F.col(lake.PARSE_ERROR)))
     listed = F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array()
     return df.withColumn(
         ERRORS,
@@ -416,10 +417,21 @@ def with_errors(df: DataFrame, plan: Plan) -> DataFrame:
     )
 
 
+def _too_long() -> Column:
+    return F.coalesce(F.col(lake.PARSE_ERROR).startswith(lake.LINE_TOO_LONG), F.lit(False))
+
+
+def _parse_check() -> Column:
+    """A corrupt record's check: ``line_too_long`` for a line bronze could not hold, else ``parse``."""
+    return F.when(_too_long(), F.lit(RowCheck.LINE_TOO_LONG.value)).otherwise(F.lit(RowCheck.PARSE.value))
+
+
 def count_columns(plan: Plan) -> dict[str, Column]:
     """Aggregate columns counting rows per reason key (``column.check``), from the bits."""
+    corrupt = F.col(lake.CORRUPT_RECORD).isNotNull()
     out: dict[str, Column] = {
-        f"{PARSE_COLUMN}.parse": F.sum(F.col(lake.CORRUPT_RECORD).isNotNull().cast("long"))
+        f"{PARSE_COLUMN}.parse": F.sum((corrupt & ~_too_long()).cast("long")),
+        f"{PARSE_COLUMN}.line_too_long": F.sum((corrupt & _too_long()).cast("long")),
     }
     for j, name in enumerate(plan.cast_actions):
         out[f"{name}.cast"] = F.sum(bit_set(CAST_FAIL, j).cast("long"))

@@ -255,7 +255,7 @@ def fail_reasons(prepared: Prepared) -> list[str]:
         fail_keys = {e.key for e in plan.expectations if e.action == "fail"}
         fail_keys |= {f"{c}.cast" for c, a in plan.cast_actions.items() if a == "fail"}
         if plan.parse_action == "fail":
-            fail_keys.add("_record.parse")
+            fail_keys |= {"_record.parse", "_record.line_too_long"}
         hits = {k: n for k, n in prepared.rule_counts.items() if k in fail_keys}
         reasons.append(
             f"{prepared.counts['failed']} rows failed rules whose action is fail: "

@@ -1,11 +1,10 @@
 """No file can block a dataset (issue 9): bad files rejected in the same run, bounded retries."""
 
-from __future__ import annotations
-
 import gzip
 import shutil
 from pathlib import Path
 
+import pyspark.sql.types as T
 import pytest
 
 from ingestion.bronze.batches import retry_batch
@@ -116,6 +115,7 @@ def test_a_transient_storage_failure_is_retried_then_failed_then_retry_lands_it(
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "lake_v0"
 
 
+@pytest.mark.floor
 def test_a_lake_written_before_the_codes_were_closed_reads_back_as_members(spark, tmp_path, catalog):
     from ingestion.core.lake import quarantine_rows_table
     from ingestion.core.reasons import PathCode, RowCheck, parse_run_code, row_check_kind
@@ -159,3 +159,108 @@ def test_a_lake_written_before_the_codes_were_closed_reads_back_as_members(spark
     assert [(r["path"], r["code"]) for r in result.rejected] == [
         ("customers/2026/11/truncated.jsonl.gz", "unreadable")
     ]
+
+
+def _parquet_catalog():
+    import pandera.pyspark as pa
+
+    from ingestion.contracts import Catalog, Dataset, Parquet
+
+    class Readings(pa.DataFrameModel):
+        id: T.StringType() = pa.Field()
+        value: T.IntegerType() = pa.Field(nullable=True)
+
+    return Catalog(
+        [
+            Dataset(
+                name="pq",
+                landing="pq/*.parquet",
+                format=Parquet(),
+                columns=lambda: Readings,
+                primary_key=("id",),
+            )
+        ]
+    )
+
+
+def _parquet_bytes(spark, tmp_path: Path, rows: list[tuple[str, int]], name: str) -> bytes:
+    out = tmp_path / name
+    spark.createDataFrame(rows, "id string, value int").coalesce(1).write.parquet(str(out))
+    return next(out.glob("part-*.parquet")).read_bytes()
+
+
+def _corrupt_footer(data: bytes) -> bytes:
+    """Keep both PAR1 magics (the sniffer passes it) but scramble the footer's Thrift metadata."""
+    footer_len = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - footer_len
+    return data[:start] + bytes(b ^ 0x5A for b in data[start:-8]) + data[-8:]
+
+
+@pytest.mark.floor
+def test_a_parquet_file_with_a_corrupt_footer_is_rejected_unreadable_and_the_rest_lands(
+    spark, lake, tmp_path
+):
+    from chispa import assert_df_equality
+
+    catalog = _parquet_catalog()
+    good = _parquet_bytes(spark, tmp_path, [("a", 1), ("b", 2)], "good")
+    other = _parquet_bytes(spark, tmp_path, [("c", 3)], "other")
+    bad = _corrupt_footer(_parquet_bytes(spark, tmp_path, [("x", 9)], "bad"))
+    assert bad[:4] == bad[-4:] == b"PAR1"
+    for path, data in (("pq/a.parquet", good), ("pq/b.parquet", bad), ("pq/c.parquet", other)):
+        _land(lake, catalog, path, data)
+
+    result = ingest(spark, lake, catalog, "pq")
+
+    assert (result.status, result.batch, result.files_ingested, result.rows) == ("succeeded", 1, 2, 3)
+    assert [(r["path"], r["code"]) for r in result.rejected] == [("pq/b.parquet", "unreadable")]
+    reason = result.rejected[0]["reason"]
+    assert reason.startswith("the engine cannot read this file: ") and "\n" not in reason
+    landed = spark.read.format("delta").load(lake.uri("bronze/pq")).select("id", "value", "_source_path")
+    expected = spark.createDataFrame(
+        [("a", "1", "pq/a.parquet"), ("b", "2", "pq/a.parquet"), ("c", "3", "pq/c.parquet")],
+        "id string, value string, _source_path string",
+    )
+    assert_df_equality(landed, expected, ignore_row_order=True, ignore_nullable=True)
+    manifest = Manifests(lake, "pq").latest()
+    assert manifest.status == "committed"
+    assert [(f.path, f.reason_code) for f in manifest.by_disposition("rejected")] == [
+        ("pq/b.parquet", FileCode.UNREADABLE)
+    ]
+    assert lake.exists("landing/pq/b.parquet")  # nothing is lost: the original stays in landing
+    assert any(o.path.endswith("pq/b.parquet.reason.json") for o in lake.list("quarantine/pq"))
+
+
+class EngineDown(RuntimeError):
+    __module__ = "py4j.protocol"  # classified like a JVM failure (transient spark)
+
+
+@pytest.mark.parametrize(
+    ("error", "alive", "code"),
+    [
+        (EngineDown("Answer from Java side is empty (injected)"), False, "spark"),  # the engine is down
+        (TypeError("unsupported operand (injected)"), True, "unknown"),  # our own code fails
+    ],
+    ids=["engine_down", "code_error"],
+)
+def test_a_failure_no_file_explains_blames_no_file(
+    spark, lake, lake_settings, tmp_path, monkeypatch, error, alive, code
+):
+    """Every file failing alone for a reason outside the files quarantines none of them."""
+    catalog = _parquet_catalog()
+    _land(lake, catalog, "pq/a.parquet", _parquet_bytes(spark, tmp_path, [("a", 1)], "a"))
+    _land(lake, catalog, "pq/b.parquet", _parquet_bytes(spark, tmp_path, [("b", 2)], "b"))
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(IngestJob, "_scan", fails)
+    monkeypatch.setattr(IngestJob, "_engine_alive", lambda self: alive)
+    settings = Settings(lake=lake_settings.lake, retry=RetrySettings(attempts=2, wait_seconds=0))
+    with pytest.raises(BatchFailedError):
+        IngestJob(spark, lake, catalog, settings=settings).run("pq")
+    manifest = Manifests(lake, "pq").latest()
+    assert manifest.status == "failed" and manifest.error.startswith(f"{code}: ")
+    assert manifest.by_disposition("rejected") == []  # no file was blamed
+    assert [f.path for f in manifest.by_disposition("ingest")] == ["pq/a.parquet", "pq/b.parquet"]
+    assert not lake.exists("quarantine/pq")
