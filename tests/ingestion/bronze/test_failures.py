@@ -264,3 +264,82 @@ def test_a_failure_no_file_explains_blames_no_file(
     assert manifest.by_disposition("rejected") == []  # no file was blamed
     assert [f.path for f in manifest.by_disposition("ingest")] == ["pq/a.parquet", "pq/b.parquet"]
     assert not lake.exists("quarantine/pq")
+
+
+# Every FileCode, from the input that produces it (the note lists these cases).
+ORDERS_CASES = {
+    "orders/good.csv": (ORDERS_A, None),
+    "orders/missing.csv": (ORDERS_A, FileCode.MISSING),  # deleted from landing before the run
+    "orders/blank.csv": (b"  \n\n \t\n", FileCode.EMPTY),
+    "orders/picture.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", FileCode.BINARY),
+    "orders/short.csv.gz": (_truncated(ORDERS_A), FileCode.BAD_GZIP),
+    "orders/latin1.csv": (
+        ORDERS_HEADER + "O-9,C-1,n\u00e9,1,1,2026-01-01,,x\n".encode("latin-1"),
+        FileCode.ENCODING,
+    ),
+    "orders/no_header.csv": (b",,,\nO-1,C-1,new,1\n", FileCode.NO_HEADER),
+    "orders/twice.csv": (b"order_id,order_id,status\nO-1,O-1,new\n", FileCode.DUPLICATE_COLUMNS),
+    "orders/other.csv": (b"colour,size\nred,9\n", FileCode.WRONG_FORMAT),
+    "orders/extra.csv": (
+        ORDERS_HEADER.rstrip(b"\n") + b",discount\n" + ORDERS_A.split(b"\n")[1] + b",5\n",
+        FileCode.UNKNOWN_COLUMNS,
+    ),
+}
+
+
+@pytest.mark.floor
+def test_every_file_code_comes_from_its_case_and_the_good_file_still_lands(
+    spark, lake, lake_settings, catalog, tmp_path
+):
+    from ingestion.bronze.batches import abandon_batch
+
+    cases = ORDERS_CASES
+    for path, (data, _) in cases.items():
+        _land(lake, catalog, path, data)
+    lake.delete("landing/orders/missing.csv")
+    result = ingest(spark, lake, catalog, "orders")
+    got = {r["path"]: r["code"] for r in result.rejected}
+    assert got == {p: c for p, (_, c) in cases.items() if c is not None}
+    assert (result.files_ingested, result.rows) == (1, 2)
+
+    _land(lake, catalog, "customers/garbage.jsonl", b"{not json\n[1,2]\n")
+    _land(lake, catalog, "customers/array.jsonl", b'[{"customer_id": "C-1"}]\n')
+    customers = ingest(spark, lake, catalog, "customers")
+    assert {r["path"]: r["code"] for r in customers.rejected} == {
+        "customers/garbage.jsonl": FileCode.UNPARSEABLE,
+        "customers/array.jsonl": FileCode.WRONG_FORMAT,
+    }
+
+    pq = _parquet_catalog()
+    _land(lake, pq, "pq/csv.parquet", ORDERS_A)
+    _land(lake, pq, "pq/footer.parquet", _corrupt_footer(_parquet_bytes(spark, tmp_path, [("x", 1)], "f")))
+    _land(lake, pq, "pq/ok.parquet", _parquet_bytes(spark, tmp_path, [("y", 2)], "ok"))
+    parquet = ingest(spark, lake, pq, "pq")
+    assert {r["path"]: r["code"] for r in parquet.rejected} == {
+        "pq/csv.parquet": FileCode.NOT_PARQUET,
+        "pq/footer.parquet": FileCode.UNREADABLE,
+    }
+
+    # abandoned: an operator gives up on a failed batch; its files go to quarantine, nothing lost.
+    _land(lake, catalog, "orders/late.csv", ORDERS_A)
+    manifests = Manifests(lake, "orders")
+    storage = FlakyStorage(lake.root)
+    settings = Settings(lake=lake_settings.lake, retry=RetrySettings(attempts=1, wait_seconds=0))
+
+    def fault(point: str) -> None:
+        storage.failing = storage.failing or point == "after_manifest"
+
+    with pytest.raises(BatchFailedError):
+        IngestJob(spark, storage, catalog, settings=settings, fault=fault).run("orders")
+    failed = manifests.latest()
+    abandon_batch(spark, lake, catalog, "orders", failed.batch)
+    entry = next(e for e in Ledger(lake).entries("orders") if e.path == "orders/late.csv")
+    assert (entry.status, entry.reason_code) == ("rejected", FileCode.ABANDONED)
+    assert lake.exists("landing/orders/late.csv")
+    assert ingest(spark, lake, catalog, "orders").status == "skipped"  # later batches go on
+    assert set(FileCode) - {c for _, c in ORDERS_CASES.values()} == {
+        FileCode.UNPARSEABLE,
+        FileCode.NOT_PARQUET,
+        FileCode.UNREADABLE,
+        FileCode.ABANDONED,
+    }
