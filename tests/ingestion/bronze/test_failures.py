@@ -235,6 +235,7 @@ class EngineDown(RuntimeError):
     __module__ = "py4j.protocol"  # classified like a JVM failure (transient spark)
 
 
+@pytest.mark.floor
 @pytest.mark.parametrize(
     ("error", "alive", "code"),
     [
