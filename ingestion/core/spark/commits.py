@@ -53,8 +53,9 @@ class CommitTag:
     """What one of our commits is: ``headwater-<layer>-<name>:<txn>[;inputs=<ds>@<v>,...]``.
 
     ``txn`` is the bronze batch, the bronze end version of a curate range, the quarantine
-    version of a replay, or for gold the sum of its input silver versions (so it grows whenever
-    an input moves). ``inputs`` (gold only) pins each silver input to its version.
+    version of a replay, or for gold its publish sequence (``transforms.gold.publish.publish_txn``:
+    one more with every change of the pins; lakes published before it hold the sum of the input
+    versions). ``inputs`` (gold only) pins each input table to its version.
     """
 
     layer: str
@@ -71,10 +72,20 @@ class CommitTag:
             raise ValueError("commit tag inputs: given exactly for gold commits")
 
     @classmethod
-    def gold(cls, name: str, inputs: Mapping[str, int]) -> CommitTag:
-        """The tag of a publish built from ``inputs`` (silver dataset -> version)."""
+    def gold(cls, name: str, inputs: Mapping[str, int], *, txn: int | None = None) -> CommitTag:
+        """The tag of a publish built from ``inputs`` (input table -> version).
+
+        Args:
+            name: the gold table.
+            inputs: the pins.
+            txn: the publish sequence number; without it the sum of the versions (the scheme
+                of lakes published before the sequence).
+
+        Returns:
+            The tag.
+        """
         pins = tuple(sorted((ds, int(v)) for ds, v in inputs.items()))
-        return cls("gold", name, sum(v for _, v in pins), pins)
+        return cls("gold", name, sum(v for _, v in pins) if txn is None else txn, pins)
 
     @property
     def app_id(self) -> str:
