@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -129,9 +130,18 @@ class CommitTag:
 
 
 # --- settings --------------------------------------------------------------------------------------
+# Session settings are shared by every thread of the process. A MERGE's txn settings set by one
+# thread must not stamp another thread's MERGE (pipeline runs of two datasets in one worker), so
+# blocks that set them run one at a time per process.
+_SESSION_CONF_LOCK = threading.RLock()
+
+
 @contextmanager
 def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterator[None]:
     """Set Spark session settings for one block, then put back exactly what was there.
+
+    Blocks that set anything hold a process-wide lock: the settings are the session's, shared by
+    every thread, and a second thread's block would otherwise see (and commit with) the first's.
 
     Args:
         spark: the session.
@@ -141,20 +151,24 @@ def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterato
         Nothing; on exit (an exception included) every setting has its previous value again, and
         one that was unset is unset again.
     """
-    previous = {k: spark.conf.get(k, None) for k in conf}
-    try:
-        for k, v in conf.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
+    if not conf:
         yield
-    finally:
-        for k, old in previous.items():
-            if old is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, old)
+        return
+    with _SESSION_CONF_LOCK:
+        previous = {k: spark.conf.get(k, None) for k in conf}
+        try:
+            for k, v in conf.items():
+                if v is None:
+                    spark.conf.unset(k)
+                else:
+                    spark.conf.set(k, v)
+            yield
+        finally:
+            for k, old in previous.items():
+                if old is None:
+                    spark.conf.unset(k)
+                else:
+                    spark.conf.set(k, old)
 
 
 @contextmanager

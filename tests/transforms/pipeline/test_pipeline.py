@@ -82,7 +82,8 @@ def test_a_customers_only_batch_republishes_the_gold_reading_it_and_registers_a_
     customers = _run(spark, lake, catalog, lake_settings, "customers")
     assert customers.outcomes == dict.fromkeys(ALL_STAGES, "succeeded")
     first = customers.releases[GOLD]
-    assert first.publish.details["inputs"] == {"orders": 0, "customers": 0}
+    pins = {name: table_version(spark, lake.uri(f"silver/{name}")) for name in ("orders", "customers")}
+    assert first.publish.details["inputs"] == pins
     assert first.register is not None and first.register.asset is not None
     assert first.register.asset.label == f"{GOLD}:1"
 
@@ -97,11 +98,13 @@ def test_a_customers_only_batch_republishes_the_gold_reading_it_and_registers_a_
     assert second.outcomes == dict.fromkeys(ALL_STAGES, "succeeded")
     release = second.releases[GOLD]
     # Published from the latest version of EACH input: orders did not move, customers did.
-    assert release.publish.details["inputs"] == {"orders": 0, "customers": 1}
+    assert release.publish.details["inputs"] == {"orders": pins["orders"], "customers": pins["customers"] + 1}
     assert release.publish.details["txn"] == first.publish.details["txn"] + 1
     assert release.register is not None and release.register.asset is not None
     assert release.register.asset.label == f"{GOLD}:2"
-    assert release.register.asset.tags["silver_versions"] == "customers@1,orders@0"
+    assert release.register.asset.tags["silver_versions"] == (
+        f"customers@{pins['customers'] + 1},orders@{pins['orders']}"
+    )
     assert _assets(lake) == [(f"{GOLD}:1", gold_v), (f"{GOLD}:2", release.publish.output_version)]
     expected = spark.createDataFrame(
         [("C-001", "DE", 1, 10.5), ("C-002", "SE", 1, 7.25)],
@@ -119,7 +122,7 @@ def test_a_customers_only_batch_republishes_the_gold_reading_it_and_registers_a_
     ]
 
 
-@pytest.mark.parametrize("point", ["after_ingest", "after_curate", f"after_publish:{GOLD}"])
+@pytest.mark.parametrize("point", ["after_curate", f"after_publish:{GOLD}"])
 def test_a_crash_between_stages_is_resumed_by_the_next_run_with_nothing_written_twice(
     spark, lake, catalog, lake_settings, land, point
 ):
@@ -131,7 +134,7 @@ def test_a_crash_between_stages_is_resumed_by_the_next_run_with_nothing_written_
         _run(spark, lake, catalog, lake_settings, "orders", fault=crash_at(point))
 
     resumed = _run(spark, lake, catalog, lake_settings, "orders")
-    done = {"after_ingest": 1, "after_curate": 2, f"after_publish:{GOLD}": 3}[point]
+    done = {"after_curate": 2, f"after_publish:{GOLD}": 3}[point]
     # The stages the crashed run finished skip; the rest run now.
     assert list(resumed.outcomes.values()) == ["skipped"] * done + ["succeeded"] * (4 - done)
     assert _assets(lake) == [(f"{GOLD}:1", table_version(spark, lake.uri(gold_table(GOLD))))]
@@ -255,3 +258,46 @@ def _by_country(spark, inputs):  # noqa: ANN001, ANN202
 
 def _broken(spark, inputs):  # noqa: ANN001, ANN202
     return inputs["orders"].select("order_id", "missing_column")
+
+
+def test_two_runs_reaching_the_same_gold_at_once_publish_and_register_it_once(
+    spark, lake, catalog, lake_settings, land
+):
+    import threading
+
+    from ingestion.bronze.job import ingest
+    from transforms.silver import curate
+
+    land("orders/a.csv", ORDERS)
+    land("customers/a.jsonl", CUSTOMERS)
+    for name in ("orders", "customers"):
+        ingest(spark, lake, catalog, name, settings=lake_settings)
+        assert curate(spark, lake, catalog, name, settings=lake_settings).status == "succeeded"
+
+    # Both runs find nothing to ingest or curate and reach customer_features together.
+    start = threading.Barrier(2)
+    results = {}
+    errors = []
+
+    def run(dataset: str) -> None:
+        try:
+            start.wait(30)
+            results[dataset] = _run(spark, lake, catalog, lake_settings, dataset, stage_lease_wait=120)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("orders", "customers")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert errors == []
+    publishes = sorted(r.outcomes[f"publish:{GOLD}"] for r in results.values())
+    registers = sorted(r.outcomes[f"register:{GOLD}"] for r in results.values())
+    # One published and registered; the other waited for the lease and found the pins unchanged.
+    assert (publishes, registers) == (["skipped", "succeeded"], ["skipped", "succeeded"])
+    skipped = next(r for r in results.values() if r.outcomes[f"publish:{GOLD}"] == "skipped")
+    assert skipped.releases[GOLD].publish.details["reason"] == "silver unchanged since the last publish"
+    assert _assets(lake) == [(f"{GOLD}:1", table_version(spark, lake.uri(gold_table(GOLD))))]
+    publish_runs = RunLedger(spark, lake).latest(dataset="orders", job="publish")
+    assert sorted(r["status"] for r in publish_runs) == ["skipped", "succeeded"]
