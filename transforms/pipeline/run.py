@@ -102,6 +102,8 @@ class PipelineResult(RunRecord):
         # The record's own fields only: each stage's result renders itself below.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(RunRecord)}
         out["duration_s"] = self.duration_s
+        out["outcomes"] = dict(self.outcomes)
+        out["errors"] = dict(self.errors)
         out["stopped_at"] = self.stopped_at
         out["code"] = self.code
         out["stages"] = {
