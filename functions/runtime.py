@@ -52,18 +52,19 @@ Outcome = Literal["queued", "duplicate", "rejected", "ignored", "parked"]
 
 
 def submitter_from_settings(settings: Settings) -> Submitter:
-    """The submitter the settings choose: in-process ``jobs.ingest.run`` until remote ones exist.
+    """The submitter the settings choose: in-process ``jobs.pipeline.run`` until remote ones exist.
 
-    The job is imported when a run starts, so a Function App without Spark starts and records
-    files; its runs fail with a SubmitError saying what to install (files stay queued).
+    A due batch becomes a pipeline run (ingest -> curate -> publish -> register), not only an
+    ingest. The job is imported when a run starts, so a Function App without Spark starts and
+    records files; its runs fail with a SubmitError saying what to install (files stay queued).
     """
 
-    def run_ingest(dataset: str) -> dict[str, Any]:
-        from jobs import ingest
+    def run_pipeline(dataset: str) -> dict[str, Any]:
+        from jobs import pipeline
 
-        return ingest.run(dataset, settings=settings)
+        return pipeline.run(dataset, settings=settings)
 
-    return InProcessSubmitter(run_ingest)
+    return InProcessSubmitter(run_pipeline)
 
 
 @dataclass
@@ -114,7 +115,7 @@ class LandingRuntime:
         settings: headwater settings.
         storage: the lake (BlobStorage on Azure; any Storage works).
         catalog: the datasets (``Catalog.discover()`` by default).
-        submitter: starts ingest runs (from the settings by default).
+        submitter: starts pipeline runs (from the settings by default).
         clock: seconds since the epoch.
     """
 

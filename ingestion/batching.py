@@ -1,4 +1,4 @@
-"""When pending files of a dataset become an ingest run, and who runs it.
+"""When pending files of a dataset become a run, and who runs it.
 
 Three parts, each replaceable on its own:
 
@@ -6,15 +6,19 @@ Three parts, each replaceable on its own:
   due when the file count, the bytes or the age of the oldest file reaches the dataset's
   threshold (``settings.batching``, with per-dataset overrides), whichever comes first.
 * :class:`Submitter` - the one seam through which a run is started. :class:`InProcessSubmitter`
-  calls the ingest runner the adapter hands it (the Function App and the CLI pass
-  ``jobs.ingest.run``); spark-submit / Databricks / Synapse submitters implement the same
-  protocol.
+  calls the runner the adapter hands it (the Function App passes ``jobs.pipeline.run``: a
+  pipeline run, ingest -> curate -> publish -> register); spark-submit / Databricks / Synapse
+  submitters implement the same protocol.
 * :class:`Batcher` - evaluates the policy on every trigger and keeps one run per dataset at a
   time. A trigger that arrives while a run is active is coalesced: the runner evaluates the
   policy again before it lets go, so the trigger is not lost and many triggers make one
-  follow-up run. Across processes the ingest job's lease (``ingestion.core.lease``) keeps a single
-  writer; a trigger that finds the lease held leaves its files queued for that run's batcher or
-  the reconcile timer's sweep.
+  follow-up run. This in-memory coalescing holds inside one worker only; across Function
+  instances the jobs' leases (``ingestion.core.lease``) and the reconcile timer carry it. A
+  submission that meets a held lease (``LeaseHeldError``, or a summary refused with
+  ``lease_held``: a remote job's exit 2) counts as coalesced, not failed: its files stay queued
+  for the holder's batcher or the reconcile timer's sweep. A run that started and failed (its
+  summary says ``failed``) is ``failed`` with the failing stage's code; the stage recorded it
+  and the next run resumes there.
 
 Nothing here imports pyspark or the entry points (``jobs``): the runner is injected.
 """
@@ -31,7 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ingestion.core.config import BatchingSettings, RetrySettings
 from ingestion.core.errors import HeadwaterError, LeaseHeldError, classify, one_line
 from ingestion.core.errors import describe as describe_error
-from ingestion.core.reasons import Code, RunCode
+from ingestion.core.reasons import Code, RunCode, UnknownCodeError, parse_run_code
 from ingestion.events.ledger import Ledger, QueuedFile
 
 log = logging.getLogger(__name__)
@@ -120,7 +124,12 @@ class BatchingConfigError(HeadwaterError):
 # --- submitters ------------------------------------------------------------------------------------
 @runtime_checkable
 class Submitter(Protocol):
-    """Starts one ingest run of a dataset and returns its summary (a JSON-able dict)."""
+    """Starts one run of a dataset (a pipeline run) and returns its summary (a JSON-able dict).
+
+    The summary is the job's JSON output: ``status`` (``succeeded``, ``skipped``, ``failed``,
+    ``refused``), ``code`` for a refusal, ``error`` for a failure. A submitter may instead raise
+    (``LeaseHeldError`` for a held lease, a SubmitError when the run could not be started).
+    """
 
     def submit(self, dataset: str) -> dict[str, Any]: ...
 
@@ -131,28 +140,29 @@ class SubmitError(HeadwaterError):
     code = RunCode.SUBMIT
 
     def __init__(self, dataset: str, reason: str) -> None:
-        super().__init__(f"ingest run of {dataset!r} failed: {reason}")
+        super().__init__(f"run of {dataset!r} failed: {reason}")
         self.dataset = dataset
         self.reason = reason
 
 
-IngestRunner = Callable[[str], Any]
+Runner = Callable[[str], Any]
+IngestRunner = Runner  # the name from before pipeline runs
 
 
 class InProcessSubmitter:
     """Runs ``runner(dataset)`` in this process (local Spark).
 
     Args:
-        runner: runs one ingest of a dataset and returns its summary (a dict, or a result with
-            ``as_dict()``). The adapter chooses it, e.g. ``functools.partial(jobs.ingest.run,
+        runner: runs one run of a dataset and returns its summary (a dict, or a result with
+            ``as_dict()``). The adapter chooses it, e.g. ``functools.partial(jobs.pipeline.run,
             settings=settings)``; an ImportError from it (no Spark here) becomes a SubmitError.
     """
 
-    def __init__(self, runner: IngestRunner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
     def submit(self, dataset: str) -> dict[str, Any]:
-        """Run one ingest of ``dataset`` now; its summary."""
+        """Run ``dataset`` now; the run's summary."""
         try:
             summary = self.runner(dataset)
         except ImportError as err:
@@ -233,7 +243,7 @@ class Batcher:
         with self._lock:
             if dataset in self._active:
                 self._rerun.add(dataset)
-                log.info("ingest of %s is running: trigger coalesced", dataset)
+                log.info("a run of %s is active: trigger coalesced", dataset)
                 return TriggerResult(dataset, "coalesced")
             self._active.add(dataset)
             self._rerun.discard(dataset)
@@ -258,11 +268,11 @@ class Batcher:
                     # The last run left exactly these files queued: running again would spin.
                     result.outcome = "stalled"
                     result.error = f"{len(keys)} queued file(s) were not taken by the last run"
-                    log.error("ingest of %s made no progress: %s", dataset, result.error)
+                    log.error("runs of %s made no progress: %s", dataset, result.error)
                     return
                 if len(result.runs) >= self.max_runs:
                     result.error = f"stopped after {self.max_runs} back-to-back runs"
-                    log.warning("ingest of %s: %s; the next trigger continues", dataset, result.error)
+                    log.warning("runs of %s: %s; the next trigger continues", dataset, result.error)
                     return
                 if not self._submit(result, decision):
                     return
@@ -277,7 +287,7 @@ class Batcher:
     def _submit(self, result: TriggerResult, decision: Decision) -> bool:
         dataset = result.dataset
         log.info(
-            "starting ingest of %s: %d file(s), %d bytes (%s)",
+            "starting a run of %s: %d file(s), %d bytes (%s)",
             dataset,
             decision.files,
             decision.bytes,
@@ -292,7 +302,7 @@ class Batcher:
             except LeaseHeldError as err:
                 # Another process is writing this dataset. Its files stay queued: that process's
                 # batcher re-evaluates when its run ends, and the reconcile timer sweeps every dataset.
-                log.info("ingest of %s: %s; trigger coalesced into that run", dataset, err)
+                log.info("run of %s: %s; trigger coalesced into that run", dataset, err)
                 result.outcome = "coalesced"
                 result.error = str(err)
                 result.code = err.code
@@ -304,13 +314,13 @@ class Batcher:
                         self.retry.wait_seconds * 2 ** (result.attempts - 1), self.retry.max_wait_seconds
                     )
                     log.warning(
-                        "ingest of %s failed (%s); retrying in %.1fs", dataset, describe_error(err), wait
+                        "run of %s failed (%s); retrying in %.1fs", dataset, describe_error(err), wait
                     )
                     self.sleep(wait)
                     continue
                 # Terminal, or transient past the bound: fail now, with the code.
                 log.error(
-                    "ingest of %s failed: %s; its files stay queued",
+                    "run of %s failed: %s; its files stay queued",
                     dataset,
                     describe_error(err),
                     exc_info=True,
@@ -319,10 +329,38 @@ class Batcher:
                 result.error = f"{type(err).__name__}: {one_line(err)}"
                 result.code = code
                 return False
-        result.runs.append(summary if isinstance(summary, dict) else {"result": summary})
+        data = summary if isinstance(summary, dict) else {"result": summary}
+        status = data.get("status")
+        if status == "refused" and data.get("code") == RunCode.LEASE_HELD.value:
+            # A remote job's exit 2: the same as LeaseHeldError in-process.
+            log.info("run of %s refused: lease held (%s); trigger coalesced", dataset, data.get("error"))
+            result.outcome = "coalesced"
+            result.error = str(data.get("error") or "lease held")
+            result.code = RunCode.LEASE_HELD
+            return False
+        result.runs.append(data)
         result.started_by.append(decision)
+        if status in ("failed", "refused"):
+            # The run started (or was refused for a reason of its own) and its stage recorded why;
+            # the next run resumes there. Not retried here: a stage retries its transient failures.
+            result.outcome = "failed"
+            result.error = str(data.get("error") or status)
+            result.code = _summary_code(data)
+            log.error("run of %s %s: %s", dataset, status, result.error)
+            return False
         result.outcome = "ran"
         return True
+
+
+def _summary_code(data: dict[str, Any]) -> Code:
+    """The code of a failed or refused run's summary: its ``code``, else its error's prefix."""
+    for raw in (data.get("code"), str(data.get("error") or "").split(":", 1)[0].strip()):
+        if raw:
+            try:
+                return parse_run_code(str(raw))
+            except UnknownCodeError:
+                continue
+    return RunCode.UNKNOWN
 
 
 def describe(result: TriggerResult) -> dict[str, Any]:

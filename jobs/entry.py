@@ -100,9 +100,11 @@ def main(prog: str, args: argparse.Namespace, start: Callable[[argparse.Namespac
         _print(data)
         print(f"{prog}: {status} ({code}): {err}", file=sys.stderr)
         return exit_code(status)
-    _print(result.as_dict())
+    data = result.as_dict()
+    _print(data)
     if result.status == "failed":
-        print(f"{prog}: failed (failed): {result.error}", file=sys.stderr)
+        # A result that names its failure's code (a pipeline run: its failed stage's) shows it.
+        print(f"{prog}: failed ({data.get('code') or 'failed'}): {result.error}", file=sys.stderr)
     return exit_code(result.status)
 
 

@@ -99,6 +99,15 @@ class RetrySettings(BaseModel):
     max_wait_seconds: float = Field(default=30.0, ge=0)
 
 
+class PipelineSettings(BaseModel):
+    """Pipeline runs (ingest -> curate -> publish -> register for one dataset)."""
+
+    # Seconds a stage after ingest waits for another run holding its lease (a curate of the
+    # dataset, a publish or register of a gold it feeds) before it gives up. A lease expires
+    # within ``lease_seconds`` when its holder stops renewing, so the default outwaits a crash.
+    lease_wait: float = Field(default=600.0, ge=0)
+
+
 class MLSettings(BaseModel):
     """Azure ML workspace; when unset, assets go to the local registry in the system area."""
 
@@ -122,6 +131,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     lease_seconds: float = 600.0
     # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
     poison_max_attempts: int = 3

@@ -1,4 +1,5 @@
-"""The Function App's default submitter: ``jobs.ingest.run``, imported only when a run starts."""
+"""The Function App's default submitter: ``jobs.pipeline.run`` (a pipeline run), imported only when a
+run starts."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from ingestion.batching import SubmitError, Submitter
 from ingestion.core.config import Settings
 
 
-def test_default_submitter_calls_the_ingest_job_lazily(monkeypatch):
+def test_default_submitter_calls_the_pipeline_job_lazily(monkeypatch):
     settings = Settings()
     seen = []
-    fake = types.ModuleType("jobs.ingest")
+    fake = types.ModuleType("jobs.pipeline")
 
     def run(dataset: str, *, settings: Settings | None = None) -> dict[str, Any]:
         seen.append((dataset, settings))
@@ -25,8 +26,8 @@ def test_default_submitter_calls_the_ingest_job_lazily(monkeypatch):
     fake.run = run  # type: ignore[attr-defined]
     import jobs
 
-    monkeypatch.setitem(sys.modules, "jobs.ingest", fake)
-    monkeypatch.setattr(jobs, "ingest", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "jobs.pipeline", fake)
+    monkeypatch.setattr(jobs, "pipeline", fake, raising=False)
     sub = submitter_from_settings(settings)
     assert isinstance(sub, Submitter)
     assert sub.submit("orders") == {"dataset": "orders", "status": "ok"}
@@ -36,7 +37,7 @@ def test_default_submitter_calls_the_ingest_job_lazily(monkeypatch):
 def test_default_submitter_without_the_job_says_what_to_install(monkeypatch):
     import jobs
 
-    monkeypatch.setitem(sys.modules, "jobs.ingest", None)  # import fails like a missing pyspark
-    monkeypatch.delattr(jobs, "ingest", raising=False)
+    monkeypatch.setitem(sys.modules, "jobs.pipeline", None)  # import fails like a missing pyspark
+    monkeypatch.delattr(jobs, "pipeline", raising=False)
     with pytest.raises(SubmitError, match="install the `local` extra"):
         submitter_from_settings(Settings()).submit("orders")

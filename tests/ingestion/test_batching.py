@@ -17,6 +17,7 @@ from ingestion.batching import (
     SubmitError,
     Submitter,
     Thresholds,
+    _summary_code,
 )
 from ingestion.core.config import BatchingSettings, BatchThresholds
 from ingestion.core.errors import LeaseHeldError
@@ -275,6 +276,56 @@ def test_lease_held_elsewhere_leaves_the_files_queued(ledger, clock, land):
     result = _batcher(ledger, clock, Held()).trigger("orders")
     assert result.outcome == "coalesced" and "run-42" in result.error
     assert Held.calls == 1 and len(ledger.queued("orders")) == 3
+
+
+def test_a_remote_run_refused_for_a_held_lease_is_coalesced_not_failed(ledger, clock, land):
+    """A spark-submit job exits 2 with ``lease_held``: the summary says so, the batcher coalesces."""
+    from ingestion.core.reasons import RunCode
+
+    class RefusedRemotely:
+        calls = 0
+
+        def submit(self, dataset: str) -> dict[str, Any]:
+            RefusedRemotely.calls += 1
+            return {
+                "dataset": dataset,
+                "status": "refused",
+                "code": "lease_held",
+                "error": f"dataset {dataset!r} is being written by run run-43",
+            }
+
+    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
+        land(name)
+    result = _batcher(ledger, clock, RefusedRemotely()).trigger("orders")
+    assert (result.outcome, result.code, result.runs) == ("coalesced", RunCode.LEASE_HELD, [])
+    assert "run-43" in (result.error or "")
+    assert RefusedRemotely.calls == 1 and len(ledger.queued("orders")) == 3
+
+
+def test_a_pipeline_run_whose_stage_failed_is_reported_failed_with_the_stage_code(ledger, clock, land):
+    from ingestion.core.reasons import RunCode
+
+    class CurateFails(DrainingSubmitter):
+        def submit(self, dataset: str) -> dict[str, Any]:
+            taken = super().submit(dataset)  # ingest took the files...
+            return {  # ...and curate failed: the pipeline's summary
+                **taken,
+                "job": "pipeline",
+                "status": "failed",
+                "error": "storage: OSError: system/curate/orders.json: no space left on device",
+                "stopped_at": "curate",
+            }
+
+    for name in ("orders/a.csv", "orders/b.csv", "orders/c.csv"):
+        land(name)
+    sub = CurateFails(ledger)
+    result = _batcher(ledger, clock, sub).trigger("orders")
+    assert (result.outcome, result.code) == ("failed", RunCode.STORAGE)
+    assert result.error == "storage: OSError: system/curate/orders.json: no space left on device"
+    assert [r["stopped_at"] for r in result.runs] == ["curate"] and len(sub.calls) == 1
+    refused = {"status": "refused", "code": "unknown_dataset", "error": "no dataset named 'x'"}
+    assert _summary_code(refused) == RunCode.UNKNOWN_DATASET
+    assert _summary_code({"status": "failed", "error": "gibberish"}) == RunCode.UNKNOWN
 
 
 def test_failed_run_keeps_the_files_queued_and_is_reported(ledger, clock, land):

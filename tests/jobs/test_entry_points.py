@@ -184,10 +184,64 @@ def test_publish_and_register_exit_codes(spark, env_lake, land, catalog, call):
     assert _statuses(spark, env_lake, "register", "orders") == ["failed", "skipped", "skipped", "succeeded"]
 
 
-def test_bad_arguments_are_argparses_own_refusal(capsys):
-    from jobs import curate, ingest, publish, register
+def test_pipeline_exit_codes(spark, env_lake, land, call, monkeypatch):
+    from ingestion.core.storage import LocalStorage
+    from jobs import pipeline
+    from transforms.silver.state import state_path
 
-    for entry in (ingest, curate, publish, register):
+    code, out, err = call(pipeline, "--dataset", "nope")
+    assert (code, out["status"], out["code"]) == (2, "refused", "unknown_dataset")
+    assert "jobs.pipeline: refused (unknown_dataset): no dataset named 'nope'" in err
+
+    # Nothing to do: every stage skips (the gold waits for tables that do not exist yet).
+    code, out, err = call(pipeline, "--dataset", "customers")
+    assert (code, out["status"], out["job"], err) == (0, "skipped", "pipeline", "")
+    assert out["outcomes"] == {
+        "ingest": "skipped",
+        "curate": "skipped",
+        "publish:customer_features": "waiting",
+    }
+
+    land("customers/2026/a.jsonl", CUSTOMERS)
+    holder = Lease(env_lake, "customers", owner="run-8", seconds=60, heartbeat=False).acquire()
+    code, out, err = call(pipeline, "--dataset", "customers")
+    holder.release()
+    assert (code, out["status"], out["code"]) == (2, "refused", "lease_held") and "run-8" in err
+
+    # A failed stage: the run fails with the stage's code and one line; downstream is blocked.
+    real_write = LocalStorage.write_bytes
+
+    def no_space(self, path, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if path == state_path("customers"):
+            raise OSError(f"{path}: no space left on device")
+        return real_write(self, path, data, **kwargs)
+
+    monkeypatch.setattr(LocalStorage, "write_bytes", no_space)
+    code, out, err = call(pipeline, "--dataset", "customers")
+    monkeypatch.setattr(LocalStorage, "write_bytes", real_write)
+    assert (code, out["status"], out["code"], out["stopped_at"]) == (1, "failed", "storage", "curate")
+    assert out["outcomes"]["publish:customer_features"] == "blocked"
+    assert out["error"].startswith("storage: OSError: ") and "no space left on device" in out["error"]
+    assert "jobs.pipeline: failed (storage): storage: OSError:" in err
+
+    land("orders/a.csv", ORDERS)
+    code, out, _ = call(pipeline, "--dataset", "customers")  # resumes at curate
+    assert (code, out["status"], out["outcomes"]["ingest"], out["outcomes"]["curate"]) == (
+        0,
+        "succeeded",
+        "skipped",
+        "succeeded",
+    )
+    code, out, _ = call(pipeline, "--dataset", "orders")
+    assert (code, out["status"]) == (0, "succeeded")
+    assert out["stages"]["golds"]["customer_features"]["register"]["asset"] == "customer_features:1"
+    assert _statuses(spark, env_lake, "pipeline", "customers") == ["failed", "skipped", "succeeded"]
+
+
+def test_bad_arguments_are_argparses_own_refusal(capsys):
+    from jobs import curate, ingest, pipeline, publish, register
+
+    for entry in (ingest, curate, publish, register, pipeline):
         with pytest.raises(SystemExit) as exit_:
             entry.main([])  # --dataset is required
         assert exit_.value.code == 2

@@ -8,11 +8,16 @@ checks the output against the gold contract, and commits only when gold's rows w
 * ``overwrite_partitions``: the partitions whose rows differ (or vanished) are replaced in one
   commit with ``replaceWhere``; untouched partitions keep their files.
 
-The commit carries ``userMetadata = headwater-gold-<name>:<txn>;inputs=<ds>@<v>,...`` (recorded in
-the commit index, where trace and register read the silver versions back) and Delta's
-``txnAppId``/``txnVersion`` (see :mod:`ingestion.core.spark.commits`), with
-txnVersion the sum of the silver versions: it grows whenever an input moves, so a rerun after a
-crash between the commit and the run ledger is skipped by Delta itself.
+An input is a silver table, or another dataset's gold when it names one (see
+:mod:`transforms.gold.graph`); each is pinned to its latest version, without waiting for the
+others to move. The commit carries ``userMetadata = headwater-gold-<name>:<txn>;inputs=<ds>@<v>,...``
+(recorded in the commit index, where trace and register read the input versions back) and
+Delta's ``txnAppId``/``txnVersion`` (see :mod:`ingestion.core.spark.commits`). The txnVersion is
+gold's publish sequence (:func:`publish_txn`): the last publish commit's txn when the pins are
+that commit's pins, else one more. It strictly increases with every change of the pins, a change
+of the declared inputs included, and a rerun after a crash between the commit and the run ledger
+reuses it, so Delta itself skips the duplicate. (Gold published before the sequence used the sum
+of the input versions; the sequence continues above it.)
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ingestion.core.config import Settings, get_settings
-from ingestion.core.lake import gold_table, silver_table
+from ingestion.core.lake import gold_table
 from ingestion.core.lease import Lease
 from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunLedger, RunRecord
 from ingestion.core.spark.commits import Commit, CommitIndex, CommitTag, Stamp, write_once
 from ingestion.core.spark.delta import table_version
 from transforms.gold.errors import GoldContractError, MissingSilverError, NoGoldDeclaredError
+from transforms.gold.graph import input_tables
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -326,15 +332,54 @@ def gold_of(catalog: Catalog, name: str) -> tuple[Dataset, Gold]:
     raise NoGoldDeclaredError(ds.name)
 
 
-def silver_versions(spark: SparkSession, storage: Storage, gold: Gold) -> dict[str, int]:
-    """Current version of every input silver table (raises when one does not exist yet)."""
+def silver_versions(
+    spark: SparkSession, storage: Storage, gold: Gold, catalog: Catalog | None = None
+) -> dict[str, int]:
+    """Current version of every input table: silver, or gold for an input naming a gold.
+
+    Args:
+        spark: the session.
+        storage: the lake.
+        gold: the gold declaration.
+        catalog: resolves inputs that name another gold; without it every input is silver.
+
+    Returns:
+        ``{input name: version}``.
+
+    Raises:
+        MissingSilverError: an input table does not exist yet.
+    """
     pins = {}
-    for ds in gold.inputs:
-        version = table_version(spark, storage.uri(silver_table(ds)))
+    for name, table in input_tables(catalog, gold).items():
+        version = table_version(spark, storage.uri(table))
         if version is None:
-            raise MissingSilverError(gold.name, ds, silver_table(ds))
-        pins[ds] = version
+            raise MissingSilverError(gold.name, name, table)
+        pins[name] = version
     return pins
+
+
+def publish_txn(spark: SparkSession, storage: Storage, name: str, pins: dict[str, int]) -> int:
+    """Gold ``name``'s txnVersion for a publish from ``pins`` (its publish sequence).
+
+    The last publish commit's txn when ``pins`` are its pins (a rerun: Delta skips it), else
+    that txn plus one, so the number strictly increases with every change of the pins, whatever
+    the versions are (an input removed from the declaration included). The commit index is
+    synced from the log first, so a commit made just before a crash is counted. 0 for the first.
+
+    Args:
+        spark: the session.
+        storage: the lake.
+        name: the gold table's name.
+        pins: the input versions this publish reads.
+
+    Returns:
+        The txnVersion.
+    """
+    table = gold_table(name)
+    last = CommitIndex(storage, table).sync(spark, storage.uri(table)).last()
+    if last is None or last.tag is None or last.tag.layer != "gold":
+        return 0
+    return last.tag.txn if last.tag.input_versions == pins else last.tag.txn + 1
 
 
 def _last_publish_inputs(ledger: RunLedger, dataset: str) -> dict[str, int] | None:
@@ -385,15 +430,23 @@ def publish(
     record.details = {"gold": gold.name, "table": uri, "env": settings.env.value}
     lease = Lease(storage, ds.name, scope=GOLD_SCOPE, owner=record.run_id, seconds=settings.lease_seconds)
     with job_run(spark, storage, record, lease=lease, lease_wait=lease_wait) as run:
-        _publish(spark, storage, ds, gold, uri, run, force=force)
+        _publish(spark, storage, catalog, ds, gold, uri, run, force=force)
     return record
 
 
 def _publish(
-    spark: SparkSession, storage: Storage, ds: Dataset, gold: Gold, uri: str, run: JobRun, *, force: bool
+    spark: SparkSession,
+    storage: Storage,
+    catalog: Catalog,
+    ds: Dataset,
+    gold: Gold,
+    uri: str,
+    run: JobRun,
+    *,
+    force: bool,
 ) -> None:
     record = run.record
-    pins = silver_versions(spark, storage, gold)
+    pins = silver_versions(spark, storage, gold, catalog)
     record.details["inputs"] = pins
     record.input_to = sum(pins.values())
     last = inputs_at(spark, storage, gold.name, table_version(spark, uri) or 0)
@@ -405,7 +458,8 @@ def _publish(
 
     from ingestion.core.spark.delta import read_version
 
-    frames = {name: read_version(spark, storage.uri(silver_table(name)), v) for name, v in pins.items()}
+    tables = input_tables(catalog, gold)
+    frames = {name: read_version(spark, storage.uri(tables[name]), v) for name, v in pins.items()}
     out = gold.transform()(spark, frames).cache()  # computed once for checks and write
     try:
         problems = check_contract(gold, out)
@@ -413,7 +467,8 @@ def _publish(
             raise GoldContractError(gold.name, problems)
         rows = out.count()
         ensure_table(spark, uri, gold, out.schema)
-        tag = CommitTag.gold(gold.name, pins)
+        tag = CommitTag.gold(gold.name, pins, txn=publish_txn(spark, storage, gold.name, pins))
+        record.details["txn"] = tag.txn
         write = _merge if gold.write == "merge" else _overwrite_partitions
         outcome = WriteOutcome(committed=False)
         run.check()

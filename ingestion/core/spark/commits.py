@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -53,8 +54,9 @@ class CommitTag:
     """What one of our commits is: ``headwater-<layer>-<name>:<txn>[;inputs=<ds>@<v>,...]``.
 
     ``txn`` is the bronze batch, the bronze end version of a curate range, the quarantine
-    version of a replay, or for gold the sum of its input silver versions (so it grows whenever
-    an input moves). ``inputs`` (gold only) pins each silver input to its version.
+    version of a replay, or for gold its publish sequence (``transforms.gold.publish.publish_txn``:
+    one more with every change of the pins; lakes published before it hold the sum of the input
+    versions). ``inputs`` (gold only) pins each input table to its version.
     """
 
     layer: str
@@ -71,10 +73,20 @@ class CommitTag:
             raise ValueError("commit tag inputs: given exactly for gold commits")
 
     @classmethod
-    def gold(cls, name: str, inputs: Mapping[str, int]) -> CommitTag:
-        """The tag of a publish built from ``inputs`` (silver dataset -> version)."""
+    def gold(cls, name: str, inputs: Mapping[str, int], *, txn: int | None = None) -> CommitTag:
+        """The tag of a publish built from ``inputs`` (input table -> version).
+
+        Args:
+            name: the gold table.
+            inputs: the pins.
+            txn: the publish sequence number; without it the sum of the versions (the scheme
+                of lakes published before the sequence).
+
+        Returns:
+            The tag.
+        """
         pins = tuple(sorted((ds, int(v)) for ds, v in inputs.items()))
-        return cls("gold", name, sum(v for _, v in pins), pins)
+        return cls("gold", name, sum(v for _, v in pins) if txn is None else txn, pins)
 
     @property
     def app_id(self) -> str:
@@ -118,9 +130,18 @@ class CommitTag:
 
 
 # --- settings --------------------------------------------------------------------------------------
+# Session settings are shared by every thread of the process. A MERGE's txn settings set by one
+# thread must not stamp another thread's MERGE (pipeline runs of two datasets in one worker), so
+# blocks that set them run one at a time per process.
+_SESSION_CONF_LOCK = threading.RLock()
+
+
 @contextmanager
 def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterator[None]:
     """Set Spark session settings for one block, then put back exactly what was there.
+
+    Blocks that set anything hold a process-wide lock: the settings are the session's, shared by
+    every thread, and a second thread's block would otherwise see (and commit with) the first's.
 
     Args:
         spark: the session.
@@ -130,20 +151,24 @@ def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterato
         Nothing; on exit (an exception included) every setting has its previous value again, and
         one that was unset is unset again.
     """
-    previous = {k: spark.conf.get(k, None) for k in conf}
-    try:
-        for k, v in conf.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
+    if not conf:
         yield
-    finally:
-        for k, old in previous.items():
-            if old is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, old)
+        return
+    with _SESSION_CONF_LOCK:
+        previous = {k: spark.conf.get(k, None) for k in conf}
+        try:
+            for k, v in conf.items():
+                if v is None:
+                    spark.conf.unset(k)
+                else:
+                    spark.conf.set(k, v)
+            yield
+        finally:
+            for k, old in previous.items():
+                if old is None:
+                    spark.conf.unset(k)
+                else:
+                    spark.conf.set(k, old)
 
 
 @contextmanager

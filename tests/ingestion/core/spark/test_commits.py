@@ -320,3 +320,36 @@ def test_an_old_lake_without_marker_is_migrated_and_then_works(spark, lake, cata
     assert [(c.version, c.value) for c in layer_commits(spark, lake, "orders", "silver")] == [
         (run.output_version, 1)
     ]
+
+
+def test_session_settings_blocks_of_two_threads_never_overlap(spark):
+    """A MERGE's txn settings are the session's: another thread's block waits for the first."""
+    import threading
+
+    key = "spark.headwater.test.owner"
+    inside = threading.Event()
+    release = threading.Event()
+    seen = []
+
+    def first() -> None:
+        with session_conf(spark, {key: "first"}):
+            inside.set()
+            release.wait(10)
+            seen.append(("first", spark.conf.get(key)))
+
+    def second() -> None:
+        with session_conf(spark, {key: "second"}):
+            seen.append(("second", spark.conf.get(key)))
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert inside.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    b.join(0.5)
+    assert b.is_alive() and seen == []  # waiting for the first block
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert seen == [("first", "first"), ("second", "second")]
+    assert spark.conf.get(key, None) is None
