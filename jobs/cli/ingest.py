@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -205,32 +204,44 @@ def run_ingest_cmd(
 
 @app.command("watch")
 def watch_cmd(
-    interval: float = typer.Option(5.0, "--interval", help="Seconds between scans."),
-    settle: float = typer.Option(2.0, "--settle", help="Ignore files younger than this (s)."),
-    once: bool = typer.Option(False, "--once", help="One scan, then exit."),
+    settle: float = typer.Option(1.0, "--settle", help="A file must be unchanged this long (s)."),
+    sweep: float = typer.Option(60.0, "--sweep", help="Seconds between reconcile sweeps (the safety net)."),
+    ingest_only: bool = typer.Option(False, "--ingest-only", help="Stop at bronze (no curate/publish)."),
+    once: bool = typer.Option(False, "--once", help="One sweep and its runs, then exit."),
 ) -> None:
-    """React to new local landing files: queue them and run ingest, until Ctrl-C."""
-    from ingestion.core.errors import LeaseHeldError
-    from ingestion.events import Ledger, backfill
+    """Run the whole chain on a warm Spark session as files land locally, until Ctrl-C.
+
+    The file system's notifications raise the events (no listing loop); every dataset with
+    queued files gets a pipeline run: ingest, curate, publish, register.
+    """
+    from ingestion.core.storage import LocalStorage
+    from ingestion.events.watch import LandingWatcher
 
     ctx = Context()
-    if ctx.settings.lake.kind != "local":
-        raise fail("watch scans a local lake; on Azure, Event Grid drives the Function App")
-    ledger = Ledger(ctx.storage)
-    console.print(f"watching {ctx.settings.lake.root}/landing every {interval:g}s (Ctrl-C stops)")
+    storage = ctx.storage
+    if not isinstance(storage, LocalStorage):
+        raise fail("watch follows a local lake; on Azure, Event Grid drives the Function App")
+
+    def runner(name: str) -> dict[str, Any]:
+        if ingest_only:
+            return _run_ingest(ctx, [name])[0]
+        from transforms.pipeline import run_pipeline
+
+        return run_pipeline(ctx.spark, ctx.storage, ctx.catalog, name, settings=ctx.settings).as_dict()
+
+    watcher = LandingWatcher(storage, ctx.catalog, runner, settle=settle, sweep_seconds=sweep)
+    ctx.spark  # noqa: B018 - start the session now: the first file should not wait for a JVM
+    console.print(f"watching {ctx.settings.lake.root}/landing (sweep every {sweep:g}s; Ctrl-C stops)")
     try:
-        while True:
-            for e in backfill(ctx.storage, ctx.catalog, min_age=settle):
+        for found in watcher.rounds():
+            for e in found.events:
                 console.print(f"  {e.outcome}: {e.path}" + (f" ({e.reason})" if e.reason else ""))
-            for name in ctx.catalog.names():
-                if ledger.queued(name):
-                    try:
-                        console.print(_results_table(_run_ingest(ctx, [name])))
-                    except LeaseHeldError as err:
-                        console.print(f"  {err}; next scan retries")
+            for run in found.runs:
+                console.print(f"  {run.get('job', 'run')} {run['dataset']}: {run['status']}")
+            for name, why in found.refused.items():
+                console.print(f"  {name}: not run ({why}); its files stay queued")
             if once:
                 return
-            time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopped")
 

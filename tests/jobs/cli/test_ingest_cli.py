@@ -114,7 +114,7 @@ def test_backfill_and_watch_pick_up_files_written_straight_into_landing(cli_lake
     # watch: one scan finds nothing new to record, ingests what is queued, then exits.
     later = cli_lake / "landing/orders/2026/later.csv"
     later.write_bytes(header + b"O-0101,C-001,new,3.00,1,2026-01-01,,2026-01-01T00:00:00\n")
-    result = runner.invoke(app, ["watch", "--once", "--settle", "0"])
+    result = runner.invoke(app, ["watch", "--once", "--settle", "0", "--ingest-only"])
     assert result.exit_code == 0, result.output
     assert "queued: orders/2026/later.csv" in result.output
     status = json.loads(runner.invoke(app, ["status", "--dataset", "orders", "--json"]).stdout)
