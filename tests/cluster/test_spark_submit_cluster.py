@@ -45,7 +45,7 @@ def cluster_settings(
                 # The driver on loopback too (the host name may resolve elsewhere).
                 "SPARK_LOCAL_IP": "127.0.0.1",
             },
-            timeout_seconds=240,
+            timeout_seconds=900,  # a loaded 2-core CI box: JVM starts dominate
         ),
     )
 
