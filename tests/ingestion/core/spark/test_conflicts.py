@@ -74,10 +74,7 @@ def test_delta_sparks_python_conflict_classes_are_recognised():
     from delta.exceptions import ConcurrentAppendException, MetadataChangedException
 
     for cls in (ConcurrentAppendException, MetadataChangedException):
-        try:
-            err = cls("conflict")  # pyspark 3.5 / 4.x construct their captured errors differently
-        except TypeError:
-            err = cls.__new__(cls)
+        err = cls.__new__(cls)  # constructing one needs a live JVM on pyspark 3.5: not needed here
         assert conflict_name(err) == cls.__name__
 
 
