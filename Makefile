@@ -9,7 +9,7 @@ FLOOR_STAMP := $(FLOOR)/.installed
 SYS_STAMP := .cache/.system-packages
 NPM_STAMP := node_modules/.azurite-installed
 
-.PHONY: setup demo test test-local test-floor system-packages clean
+.PHONY: setup demo test test-local test-floor test-cluster cluster-up cluster-down system-packages clean
 
 $(SYS_STAMP):
 	@bash .ci/system-packages.sh
@@ -43,6 +43,22 @@ test: setup $(FLOOR_STAMP)
 	$(VENV)/bin/mypy ingestion transforms functions jobs
 	$(VENV)/bin/python -m pytest
 	$(FLOOR)/bin/python -m pytest -m floor -p no:cacheprovider
+
+# A Spark standalone cluster on loopback: master + 2 workers (1 core, 1g each), each its own JVM,
+# started with pyspark's spark-class; state and logs in .cache/cluster. `make demo-cluster` (once
+# the pipeline job lands) is: cluster-up, build + install the wheel (ingestion.testing.cluster:
+# build_wheel/wheel_venv), submit with HEADWATER_SUBMIT__KIND=spark-submit, cluster-down.
+CLUSTER_DIR := .cache/cluster
+
+cluster-up: setup
+	$(VENV)/bin/python -m ingestion.testing.cluster up --dir $(CLUSTER_DIR)
+
+cluster-down:
+	$(VENV)/bin/python -m ingestion.testing.cluster down --dir $(CLUSTER_DIR)
+
+# The spark-submit tests on a real standalone cluster (one cluster per test session).
+test-cluster: setup
+	$(VENV)/bin/python -m pytest tests/cluster tests/ingestion/test_submit.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-lake

@@ -52,12 +52,18 @@ Outcome = Literal["queued", "duplicate", "rejected", "ignored", "parked"]
 
 
 def submitter_from_settings(settings: Settings) -> Submitter:
-    """The submitter the settings choose: in-process ``jobs.pipeline.run`` until remote ones exist.
+    """The submitter the settings choose (``HEADWATER_SUBMIT__KIND``); a due batch becomes a pipeline run.
 
-    A due batch becomes a pipeline run (ingest -> curate -> publish -> register), not only an
-    ingest. The job is imported when a run starts, so a Function App without Spark starts and
-    records files; its runs fail with a SubmitError saying what to install (files stay queued).
+    ``spark-submit``: each run is ``spark-submit`` of ``jobs.<HEADWATER_SUBMIT__JOB>`` (``pipeline``:
+    ingest -> curate -> publish -> register) to ``HEADWATER_SUBMIT__MASTER``, from the wheel installed
+    for ``HEADWATER_SUBMIT__PYTHON``. ``in-process`` (the default): ``jobs.pipeline.run`` here. The
+    job is imported when a run starts, so a Function App without Spark starts and records files;
+    its runs fail with a SubmitError saying what to install (files stay queued).
     """
+    if settings.submit.kind == "spark-submit":
+        from ingestion.submit import SparkSubmitSubmitter
+
+        return SparkSubmitSubmitter(settings)
 
     def run_pipeline(dataset: str) -> dict[str, Any]:
         from jobs import pipeline

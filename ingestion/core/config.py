@@ -9,6 +9,7 @@ a setting *names*, when it is needed, and is held as a ``SecretStr`` so it never
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -69,6 +70,29 @@ class SparkSettings(BaseModel):
     auth: SparkAuthSettings = Field(default_factory=SparkAuthSettings)
     # Folder of pre-fetched Delta jars; used instead of Maven resolution when set.
     jars_dir: Path | None = None
+
+
+class SubmitSettings(BaseModel):
+    """How the batcher starts a run (``HEADWATER_SUBMIT__*``).
+
+    ``kind="in-process"`` runs the job in this process (local Spark). ``kind="spark-submit"``
+    runs ``spark-submit`` against ``master`` (any master: ``spark://host:7077``, ``yarn``,
+    ``local[2]``...) with the job's launcher shipped in the installed wheel.
+    """
+
+    kind: Literal["in-process", "spark-submit"] = "in-process"
+    master: str = "local[2]"
+    # The job module under ``jobs`` to run: a whole pipeline run by default (or ``ingest``...).
+    job: str = "pipeline"
+    # PYSPARK_PYTHON of the driver and the executors: the python of the venv the wheel is in.
+    python: Path | None = None
+    # The spark-submit to run; default: the one in the pyspark package next to ``python``'s.
+    spark_submit: Path | None = None
+    # Extra ``--conf`` pairs (JSON in the environment: HEADWATER_SUBMIT__CONF='{"k": "v"}').
+    conf: dict[str, str] = Field(default_factory=dict)
+    # Extra environment variables for spark-submit (names and values; never logged).
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float | None = None
 
 
 class BatchThresholds(BaseModel):
@@ -139,6 +163,7 @@ class Settings(BaseSettings):
     # A CSV or JSON lines record of this many bytes or more (line break included) is not read
     # into memory: it lands as a row with code line_too_long, and the rest of its file lands.
     max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=64, le=2**31 - 1)
+    submit: SubmitSettings = Field(default_factory=SubmitSettings)
     # Where the contracts live (HEADWATER_SCHEMAS_PACKAGE): every module's DATASET is collected.
     schemas_package: str = "schemas"
     # Where per-dataset silver transforms live (HEADWATER_TRANSFORMS_PACKAGE).
@@ -158,6 +183,34 @@ class Settings(BaseSettings):
         """
         value = os.environ.get(variable)
         return SecretStr(value) if value else None
+
+
+def launched_by_spark_submit() -> bool:
+    """Whether spark-submit started this Python process.
+
+    spark-submit's PythonRunner starts the JVM first and hands its gateway to Python in
+    ``PYSPARK_GATEWAY_PORT``; pyspark connects to that JVM instead of launching one, so the
+    master, memory and jars were decided on the spark-submit command line.
+
+    Returns:
+        True under spark-submit (or ``pyspark`` shells, which start the same way).
+    """
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a child process (spark-submit, a cluster JVM) starts with.
+
+    Args:
+        extra: variables to set on top of this process's environment.
+
+    Returns:
+        A copy of ``os.environ`` with ``extra`` applied (secrets pass through to the child
+        unchanged and are never put on its command line).
+    """
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -114,8 +114,14 @@ class RunLedger:
             record.error,
             json.dumps(record.details, sort_keys=True, default=str),
         )
+        from ingestion.core.spark.commits import retry_conflicts
+
         df = self.spark.createDataFrame([row], _SCHEMA)
-        df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.uri)
+        # Every dataset's runs append here, in parallel: the first appends race to create it.
+        retry_conflicts(
+            lambda: df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.uri),
+            what=self.uri,
+        )
 
     def frame(self) -> DataFrame:
         from ingestion.core.spark.delta import is_delta

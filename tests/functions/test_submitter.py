@@ -41,3 +41,20 @@ def test_default_submitter_without_the_job_says_what_to_install(monkeypatch):
     monkeypatch.delattr(jobs, "pipeline", raising=False)
     with pytest.raises(SubmitError, match="install the `local` extra"):
         submitter_from_settings(Settings()).submit("orders")
+
+
+def test_spark_submit_is_chosen_by_settings():
+    from pathlib import Path
+
+    from ingestion.core.config import SubmitSettings
+    from ingestion.submit import SparkSubmitSubmitter
+
+    settings = Settings(
+        submit=SubmitSettings(
+            kind="spark-submit", master="spark://h:7077", python=Path(sys.executable), job="curate"
+        )
+    )
+    sub = submitter_from_settings(settings)
+    assert isinstance(sub, SparkSubmitSubmitter) and isinstance(sub, Submitter)
+    argv = sub.argv("orders")
+    assert argv[1:3] == ["--master", "spark://h:7077"] and argv[-3:] == ["curate", "--dataset", "orders"]

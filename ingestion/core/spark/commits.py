@@ -8,6 +8,9 @@
   made: ``system/commits/<table>/<version>.json``. Lineage, trace and gold inputs read it,
   never commitInfo: commit JSONs are deleted after ``logRetentionDuration`` and checkpoints
   keep no commitInfo.
+* :func:`retry_conflicts` retries a write that lost a race with another writer of the same
+  table (a retryable Delta conflict, recognised by its exception class on Delta 3.2 and 4.x),
+  with exponential backoff through tenacity; any other error propagates at once.
 * :func:`recent_commits` is the one reader of the Delta log. It reads ``history(n)`` with n the
   number of commits since the version we recorded (plus a little slack), so a run costs the same
   on a young and an aged table. It finds a commit made after a crash between the Delta commit
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -24,8 +28,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ingestion.core.config import RetrySettings
 from ingestion.core.spark.delta import table_version
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +51,29 @@ _TAG_RE = re.compile(
 )
 
 Stamp = Callable[["DataFrameWriter"], "DataFrameWriter"]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Delta's optimistic-concurrency conflicts that a fresh attempt resolves: the other writer's
+# commit is in the log now, and a retry plans against it (for our idempotent writes, a retry
+# after a same-token ConcurrentTransaction is skipped as already committed). Delta 3.2 and 4.x
+# raise them as io.delta.exceptions.<Name> (subclasses of org.apache.spark.sql.delta.<Name>).
+RETRYABLE_CONFLICTS = frozenset(
+    {
+        "ConcurrentAppendException",
+        "ConcurrentDeleteReadException",
+        "ConcurrentDeleteDeleteException",
+        "ConcurrentTransactionException",
+        "ConcurrentWriteException",
+        "MetadataChangedException",  # e.g. two first writes racing to create the table
+        "ProtocolChangedException",
+    }
+)
+# Delta 4's error classes carry the same conflicts as ``[DELTA_CONCURRENT_APPEND...]``.
+_CONFLICT_ERROR_CLASS = re.compile(
+    r"^\[DELTA_(CONCURRENT_(APPEND|DELETE_READ|DELETE_DELETE|TRANSACTION|WRITE)|METADATA_CHANGED|PROTOCOL_CHANGED)\b"
+)
+CONFLICT_RETRY = RetrySettings(attempts=5, wait_seconds=0.5, max_wait_seconds=8.0)
 
 
 # --- tags ------------------------------------------------------------------------------------------
@@ -127,6 +155,97 @@ class CommitTag:
     def options(self) -> dict[str, str]:
         """Delta's writer options for this commit."""
         return {"txnAppId": self.app_id, "txnVersion": str(self.txn), "userMetadata": str(self)}
+
+
+# --- conflicts ------------------------------------------------------------------------------------
+def _java_classes(exc: BaseException) -> Iterator[str]:
+    """The simple class names of the JVM exception behind ``exc`` and of its causes."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    for _ in range(20):
+        if java is None:
+            return
+        try:
+            yield str(java.getClass().getName()).rsplit(".", 1)[-1]
+            java = java.getCause()
+        except Exception:  # noqa: BLE001 - the JVM may be gone: nothing more to learn
+            return
+
+
+def conflict_name(exc: BaseException) -> str | None:
+    """The retryable Delta conflict ``exc`` is, or None when it is any other error.
+
+    Recognised by class name: of the JVM exception behind a py4j/pyspark error (and its causes),
+    of the Python exception itself (delta-spark's ``delta.exceptions`` classes), or Delta 4's
+    error class at the start of the message. Never by free text inside the message.
+
+    Args:
+        exc: the error a write raised.
+
+    Returns:
+        The conflict's class name (``ConcurrentAppendException``...), or None.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for name in (*(c.__name__ for c in type(current).__mro__), *_java_classes(current)):
+            if name in RETRYABLE_CONFLICTS:
+                return name
+        m = _CONFLICT_ERROR_CLASS.match(str(current).lstrip())
+        if m:
+            return m.group(0)[1:]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def retry_conflicts(
+    write: Callable[[], T],
+    *,
+    what: str,
+    retry: RetrySettings | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """Run ``write``; rerun it with backoff while it loses to a concurrent Delta writer.
+
+    Args:
+        write: one whole attempt (it re-plans against the table each time it runs).
+        what: the table or write, for the log.
+        retry: attempts and backoff (default :data:`CONFLICT_RETRY`).
+        sleep: tenacity's sleep (tests pass a recorder).
+
+    Returns:
+        What ``write`` returned.
+
+    Raises:
+        Exception: the last conflict after the attempts, or at once any error that is not a
+            retryable conflict.
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
+
+    bound = retry or CONFLICT_RETRY
+
+    def _log(state: Any) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s: Delta conflict %s (attempt %d of %d); retrying",
+            what,
+            conflict_name(err) if err else "?",
+            state.attempt_number,
+            bound.attempts,
+        )
+
+    extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    retrying = Retrying(
+        stop=stop_after_attempt(bound.attempts),
+        # Jitter: parallel runs that collided once should not collide again in lockstep.
+        wait=wait_exponential(multiplier=bound.wait_seconds, max=bound.max_wait_seconds)
+        + wait_random(0, bound.wait_seconds),
+        retry=retry_if_exception(lambda e: conflict_name(e) is not None),
+        before_sleep=_log,
+        reraise=True,
+        **extra,
+    )
+    return retrying(write)
 
 
 # --- settings --------------------------------------------------------------------------------------
@@ -424,8 +543,13 @@ def write_once(
     *,
     merge: bool = False,
     conf: Mapping[str, str] | None = None,
+    retry: RetrySettings | None = None,
 ) -> Commit | None:
     """Run ``write`` under :func:`idempotent_write`; return (and record) the commit carrying ``tag``.
+
+    A write that loses a race with another writer of the table (a retryable Delta conflict) is
+    run again with backoff (:func:`retry_conflicts`); a rerun of a write the other writer already
+    committed under the same token is skipped by Delta. Any other error propagates at once.
 
     Args:
         spark: the session.
@@ -436,26 +560,35 @@ def write_once(
             was nothing to commit.
         merge: ``write`` runs a MERGE (see :func:`idempotent_write`).
         conf: further session settings for the write.
+        retry: attempts and backoff on conflicts (default :data:`CONFLICT_RETRY`).
 
     Returns:
         The commit carrying ``tag``: the one just made or, when Delta skipped the write as a
         rerun, the one the first attempt made. None when ``write`` returned False.
     """
-    with idempotent_write(spark, tag, merge=merge, conf=conf) as stamp:
-        wrote = write(stamp)
+
+    def attempt() -> object:
+        with idempotent_write(spark, tag, merge=merge, conf=conf) as stamp:
+            return write(stamp)
+
+    wrote = retry_conflicts(attempt, what=f"{table} ({tag})", retry=retry)
     if wrote is False:
         return None
     return find_commit(spark, storage, table, tag, deep=True)
 
 
 __all__ = [
+    "CONFLICT_RETRY",
+    "RETRYABLE_CONFLICTS",
     "Commit",
     "CommitIndex",
     "CommitTag",
     "commit_metrics",
+    "conflict_name",
     "find_commit",
     "idempotent_write",
     "recent_commits",
+    "retry_conflicts",
     "session_conf",
     "write_once",
 ]

@@ -1,8 +1,10 @@
 """The Spark session headwater runs on: the cluster's own, or a local one with Delta.
 
 On Databricks and Synapse a session already exists and has Delta; we only set what our code
-relies on (ANSI mode, UTC) and the ABFS auth. Locally we build one with delta-spark's jars from
-Maven Central (``spark.jars.packages``), or from a folder of pre-fetched jars.
+relies on (ANSI mode, UTC) and the ABFS auth. Under spark-submit the JVM exists before Python
+starts: its master, memory and jars are spark-submit's, and we only add Delta's SQL settings it
+did not give. Otherwise we build a local one with delta-spark's jars from Maven Central
+(``spark.jars.packages``), or from a folder of pre-fetched jars.
 """
 
 from __future__ import annotations
@@ -107,72 +109,141 @@ def _jvm_output_to(log_file: Path | None) -> Iterator[None]:
             os.close(saved[1])
 
 
+# Decided by whoever launched the JVM (spark-submit, a cluster): never overridden by headwater.
+LAUNCH_KEYS = ("spark.master", "spark.driver.memory", "spark.jars", "spark.jars.packages")
+
+
+def submitted_conf() -> dict[str, str] | None:
+    """The Spark conf spark-submit (or an existing SparkContext) decided, or None for neither.
+
+    Under spark-submit the JVM is already running and pyspark connects to it; its conf
+    (``spark.master``, memory, ``spark.jars``...) is read from that JVM.
+
+    Returns:
+        The launched context's conf, or None when this process is to launch its own JVM.
+    """
+    from pyspark import SparkConf, SparkContext
+
+    from ingestion.core.config import launched_by_spark_submit
+
+    active = SparkContext._active_spark_context
+    if active is not None:
+        return dict(active.getConf().getAll())
+    if not launched_by_spark_submit():
+        return None
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM, launches nothing
+    return dict(SparkConf().getAll())
+
+
+def session_options(
+    settings: Settings, *, submitted: dict[str, str] | None, warehouse: Path | None = None
+) -> dict[str, str]:
+    """The options headwater gives a new session's builder.
+
+    Args:
+        settings: headwater settings (master and driver memory for a local session).
+        submitted: the conf spark-submit decided (:func:`submitted_conf`), or None for a local
+            session this process launches.
+        warehouse: spark.sql.warehouse.dir.
+
+    Returns:
+        For a local session: master, app name, driver memory, UI off, Delta's SQL settings.
+        Under spark-submit: only Delta's SQL settings it did not set itself; master, memory
+        and jars are left as spark-submit decided (the Delta jars come from its ``--packages``
+        or ``--jars``).
+    """
+    opts: dict[str, str] = {}
+    if submitted is None:
+        opts.update(
+            {
+                "spark.master": settings.spark.master,
+                "spark.app.name": settings.spark.app_name,
+                "spark.ui.enabled": "false",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.driver.memory": settings.spark.driver_memory,
+            }
+        )
+    defaults = {**DELTA_CONF, "spark.databricks.delta.snapshotPartitions": "2"}
+    if warehouse is not None:
+        defaults["spark.sql.warehouse.dir"] = str(warehouse)
+    for key, value in defaults.items():
+        if submitted is None or key not in submitted:
+            opts[key] = value
+    return opts
+
+
 def get_spark(
     settings: Settings | None = None,
     *,
     warehouse: Path | None = None,
     jvm_log: Path | None = None,
 ) -> SparkSession:
-    """The active session (cluster), or a new local one with Delta.
+    """The active session (cluster), the one spark-submit launched, or a new local one with Delta.
+
+    Under spark-submit the master, memory and jars are what its command line said: a job
+    submitted to a cluster runs there, never quietly on ``local[2]``.
 
     Args:
         settings: the Spark settings for a new local session (master, memory, Delta jars);
             default :func:`get_settings`.
-        warehouse: spark.sql.warehouse.dir for a new local session.
+        warehouse: spark.sql.warehouse.dir for a new session.
         jvm_log: file for the local JVM's console output (the CLI keeps the terminal clean).
+
+    Returns:
+        The session, with headwater's runtime settings (ANSI, UTC, ABFS auth) applied.
     """
     from pyspark.sql import SparkSession
 
     settings = settings or get_settings()
     spark = SparkSession.getActiveSession()
     if spark is None:
-        # Local workers must run this interpreter (a venv's), not whatever `python3` is on PATH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = (
-            SparkSession.builder.master(settings.spark.master)
-            .appName(settings.spark.app_name)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.driver.memory", settings.spark.driver_memory)
-            .config("spark.databricks.delta.snapshotPartitions", "2")
-        )
-        if warehouse is not None:
-            builder = builder.config("spark.sql.warehouse.dir", str(warehouse))
-        for key, value in DELTA_CONF.items():
+        submitted = submitted_conf()
+        builder = SparkSession.builder
+        for key, value in session_options(settings, submitted=submitted, warehouse=warehouse).items():
             builder = builder.config(key, value)
-        if settings.spark.jars_dir:
-            builder = _with_jars(builder, Path(settings.spark.jars_dir))
-            with _jvm_output_to(jvm_log):
-                spark = builder.getOrCreate()
+        if submitted is not None:
+            spark = builder.getOrCreate()
+            log.info("using the session spark-submit launched (master %s)", submitted.get("spark.master"))
         else:
-            from delta import configure_spark_with_delta_pip
-
-            try:
-                with _jvm_output_to(jvm_log):
-                    spark = configure_spark_with_delta_pip(builder).getOrCreate()
-            except Exception as err:
-                from pyspark import SparkContext
-
-                if SparkContext._active_spark_context is not None:  # not a launch failure
-                    raise
-                # Ivy could not resolve spark.jars.packages: fetch with Maven, pass spark.jars.
-                from ingestion.core.spark.jars import delta_coordinates, fetch_delta_jars
-
-                coords = delta_coordinates()[0].replace(":", "_")
-                cache = Path.home() / ".cache" / "headwater" / "delta-jars" / coords
-                log.warning(
-                    "Spark could not resolve Delta's jars (%s); fetching them with Maven into %s",
-                    type(err).__name__,
-                    cache,
-                )
-                fetch_delta_jars(cache)
-                builder = _with_jars(builder.config("spark.jars.packages", ""), cache)
-                with _jvm_output_to(jvm_log):
-                    spark = builder.getOrCreate()
+            spark = _launch_local(builder, settings, jvm_log)
         spark.sparkContext.setLogLevel("ERROR")
     for key, value in runtime_conf(settings).items():
         spark.conf.set(key, value)
     return spark
+
+
+def _launch_local(builder: SparkSession.Builder, settings: Settings, jvm_log: Path | None) -> SparkSession:
+    """Launch a local JVM with Delta's jars (pre-fetched folder, Ivy, or Maven as a fallback)."""
+    # Local workers must run this interpreter (a venv's), not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark.jars_dir:
+        builder = _with_jars(builder, Path(settings.spark.jars_dir))
+        with _jvm_output_to(jvm_log):
+            return builder.getOrCreate()
+    from delta import configure_spark_with_delta_pip
+
+    try:
+        with _jvm_output_to(jvm_log):
+            return configure_spark_with_delta_pip(builder).getOrCreate()
+    except Exception as err:
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:  # not a launch failure
+            raise
+        # Ivy could not resolve spark.jars.packages: fetch with Maven, pass spark.jars.
+        from ingestion.core.spark.jars import delta_coordinates, fetch_delta_jars
+
+        coords = delta_coordinates()[0].replace(":", "_")
+        cache = Path.home() / ".cache" / "headwater" / "delta-jars" / coords
+        log.warning(
+            "Spark could not resolve Delta's jars (%s); fetching them with Maven into %s",
+            type(err).__name__,
+            cache,
+        )
+        fetch_delta_jars(cache)
+        builder = _with_jars(builder.config("spark.jars.packages", ""), cache)
+        with _jvm_output_to(jvm_log):
+            return builder.getOrCreate()
 
 
 def _with_jars(builder: SparkSession.Builder, folder: Path) -> SparkSession.Builder:
