@@ -68,7 +68,7 @@ def test_argv_takes_pre_fetched_jars_instead_of_packages(tmp_path):
     argv = SparkSubmitSubmitter(settings, venv=VENV).argv("orders")
     assert argv[1:3] == ["--master", "yarn"] and "--packages" not in argv
     assert argv[argv.index("--jars") + 1] == f"{tmp_path / 'a.jar'},{tmp_path / 'b.jar'}"
-    assert argv[-3:] == ["ingest", "--dataset", "orders"]  # settings.submit.job by default
+    assert argv[-3:] == ["pipeline", "--dataset", "orders"]  # settings.submit.job by default
 
 
 def test_a_job_that_is_not_a_module_name_is_refused():
@@ -119,7 +119,7 @@ def test_exit_0_returns_the_jobs_json_result(tmp_path):
     out = SparkSubmitSubmitter(_settings(spark_submit=fake), venv=VENV).submit("orders")
     assert out == {"dataset": "orders", "status": "succeeded", "rows": 7}
     seen = json.loads((tmp_path / "argv.json").read_text())
-    assert seen["argv"][-4:] == ["/v/site/jobs/launch.py", "ingest", "--dataset", "orders"]
+    assert seen["argv"][-4:] == ["/v/site/jobs/launch.py", "pipeline", "--dataset", "orders"]
     assert seen["home"] == "/v/site/pyspark"
 
 
