@@ -9,7 +9,7 @@ FLOOR_STAMP := $(FLOOR)/.installed
 SYS_STAMP := .cache/.system-packages
 NPM_STAMP := node_modules/.azurite-installed
 
-.PHONY: setup demo test test-local test-floor test-cluster cluster-up cluster-down system-packages clean
+.PHONY: setup demo demo-cluster test test-local test-floor test-cluster cluster-up cluster-down system-packages clean
 
 $(SYS_STAMP):
 	@bash .ci/system-packages.sh
@@ -37,6 +37,11 @@ setup: $(SYS_STAMP) $(NPM_STAMP) $(STAMP)
 demo: setup
 	$(VENV)/bin/headwater demo
 
+# The same two batches, as events followed by pipeline runs submitted with spark-submit to a
+# standalone cluster started (and stopped) for it; jobs run from the project's installed wheel.
+demo-cluster: setup
+	$(VENV)/bin/headwater demo --cluster --fresh --lake demo-cluster-lake
+
 test: setup $(FLOOR_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
@@ -45,9 +50,7 @@ test: setup $(FLOOR_STAMP)
 	$(FLOOR)/bin/python -m pytest -m floor -p no:cacheprovider
 
 # A Spark standalone cluster on loopback: master + 2 workers (1 core, 1g each), each its own JVM,
-# started with pyspark's spark-class; state and logs in .cache/cluster. `make demo-cluster` (once
-# the pipeline job lands) is: cluster-up, build + install the wheel (ingestion.testing.cluster:
-# build_wheel/wheel_venv), submit with HEADWATER_SUBMIT__KIND=spark-submit, cluster-down.
+# started with pyspark's spark-class; state and logs in .cache/cluster.
 CLUSTER_DIR := .cache/cluster
 
 cluster-up: setup
@@ -61,4 +64,4 @@ test-cluster: setup
 	$(VENV)/bin/python -m pytest tests/cluster tests/ingestion/test_submit.py
 
 clean:
-	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-lake
+	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-lake demo-cluster-lake

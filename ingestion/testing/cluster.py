@@ -398,3 +398,38 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def submit_settings(
+    cluster: StandaloneCluster, python: Path, jars: Path | None, lake: Path, *, base: Any = None
+) -> Any:
+    """Settings that submit ``jobs.pipeline`` runs of the lake at ``lake`` to ``cluster``.
+
+    Args:
+        cluster: a started cluster.
+        python: the job venv's interpreter (driver and executors).
+        jars: Delta's jars for that venv (None: ``--packages``).
+        lake: the local lake every JVM on this machine sees.
+        base: settings to start from (their lake is replaced).
+
+    Returns:
+        The Settings.
+    """
+    from ingestion.core.config import LakeSettings, Settings, SparkSettings, SubmitSettings
+
+    settings = (base or Settings()).model_copy(deep=True)
+    settings.lake = LakeSettings(kind="local", root=lake.resolve())
+    settings.spark = SparkSettings(jars_dir=jars, shuffle_partitions=2)
+    settings.submit = SubmitSettings(
+        kind="spark-submit",
+        master=cluster.url,
+        python=python,
+        conf={"spark.driver.memory": "700m", "spark.executor.memory": "512m", "spark.ui.enabled": "false"},
+        env={
+            "HEADWATER_LAKE__ROOT": str(lake.resolve()),
+            "HEADWATER_SPARK__SHUFFLE_PARTITIONS": "2",
+            "SPARK_LOCAL_IP": HOST,  # the driver on loopback too (the host name may resolve elsewhere)
+        },
+        timeout_seconds=1800,
+    )
+    return settings
