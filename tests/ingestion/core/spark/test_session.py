@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ingestion.core.config import Settings, SparkSettings
-from ingestion.core.spark.session import DELTA_CONF, LAUNCH_KEYS, session_options, submitted_conf
+from ingestion.core.spark.session import DELTA_CONF, LAUNCH_KEYS, session_options
 
 ROOT = Path(__file__).resolve().parents[4]
 SETTINGS = Settings(spark=SparkSettings(master="local[2]", driver_memory="2g", app_name="hw"))
@@ -40,8 +40,14 @@ def test_under_spark_submit_master_memory_and_jars_are_left_alone():
 
 
 def test_a_plain_process_is_not_taken_for_spark_submit():
+    """In a fresh interpreter: this test process may hold the suite's own session already."""
+    import subprocess
+    import sys
+
     assert "PYSPARK_GATEWAY_PORT" not in os.environ
-    assert submitted_conf() is None
+    code = "from ingestion.core.spark.session import submitted_conf; print(submitted_conf())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
 
 
 PROBE = """
