@@ -276,18 +276,19 @@ def session_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> Iterato
     with _SESSION_CONF_LOCK:
         previous = {k: spark.conf.get(k, None) for k in conf}
         try:
-            for k, v in conf.items():
-                if v is None:
-                    spark.conf.unset(k)
-                else:
-                    spark.conf.set(k, v)
+            _put_conf(spark, conf)
             yield
         finally:
-            for k, old in previous.items():
-                if old is None:
-                    spark.conf.unset(k)
-                else:
-                    spark.conf.set(k, old)
+            _put_conf(spark, previous)
+
+
+def _put_conf(spark: SparkSession, conf: Mapping[str, str | None]) -> None:
+    """Set each key; a None value unsets it."""
+    for k, v in conf.items():
+        if v is None:
+            spark.conf.unset(k)
+        else:
+            spark.conf.set(k, v)
 
 
 @contextmanager
