@@ -21,6 +21,28 @@ OUT_CHUNK = 1024 * 1024  # decompressed bytes handled at a time
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+class _Inflater:
+    """A gzip stream fed in pieces; concatenated gzip members are valid gzip and go on."""
+
+    def __init__(self) -> None:
+        self.d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Decompressed output of ``data``, at most ``OUT_CHUNK`` bytes at a time.
+
+        Raises:
+            zlib.error: the stream is corrupt.
+        """
+        while data:
+            yield self.d.decompress(data, OUT_CHUNK)
+            if self.d.eof:
+                data = self.d.unused_data
+                if data:
+                    self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            else:
+                data = self.d.unconsumed_tail
+
+
 @dataclass
 class ContentScan:
     """Fed every chunk of one file; says whether its gzip stream is whole.
@@ -34,7 +56,7 @@ class ContentScan:
     gz: bool
     lines: LineScan | None = None
     gzip_error: str | None = None
-    _d: Any = field(default=None, repr=False)
+    _inflater: _Inflater | None = field(default=None, repr=False)
     _started: bool = False
     _out: int = 0  # decompressed bytes so far
 
@@ -47,33 +69,25 @@ class ContentScan:
             if not chunk.startswith(GZIP_MAGIC):
                 self.gz = False  # the sniffer rejects it
             else:
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._inflater = _Inflater()
         if not self.gz:
             if self.lines is not None:
                 self.lines.feed(chunk)
             return
         if self.gzip_error is not None:
             return
-        data = chunk
+        assert self._inflater is not None
         try:
-            while data:
-                out = self._d.decompress(data, OUT_CHUNK)
+            for out in self._inflater.feed(chunk):
                 self._out += len(out)
                 if self.lines is not None:
                     self.lines.feed(out)
-                if self._d.eof:
-                    # Concatenated gzip members are valid gzip: go on with the next one.
-                    data = self._d.unused_data
-                    if data:
-                        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                else:
-                    data = self._d.unconsumed_tail
         except zlib.error as err:
             self.gzip_error = f"corrupt gzip stream after {self._out} decompressed bytes ({err})"
 
     def finish(self) -> ContentScan:
         """After the last chunk: a stream that did not reach its end is truncated."""
-        if self.gzip_error is None and self._d is not None and not self._d.eof:
+        if self.gzip_error is None and self._inflater is not None and not self._inflater.d.eof:
             self.gzip_error = (
                 f"truncated gzip stream: it ends after {self._out} decompressed bytes, "
                 "before the end of its data"
@@ -99,16 +113,9 @@ def text_chunks(storage: Storage, path: str) -> Iterator[bytes]:
                 yield chunk
                 chunk = fh.read(CHUNK)
             return
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflater = _Inflater()
         data, first = first, b""
         while data:
-            while data:
-                yield d.decompress(data, OUT_CHUNK)
-                if d.eof:
-                    data = d.unused_data
-                    if data:
-                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                else:
-                    data = d.unconsumed_tail
+            yield from inflater.feed(data)
             data = fh.read(CHUNK)
-        yield d.flush()
+        yield inflater.d.flush()
