@@ -43,6 +43,7 @@ TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 COMMITS_DIR = "system/commits"
 SLACK = 3  # extra history rows per look: commits racing our table_version read
+PROBE = 8  # unseen commits CommitIndex.latest steps over before it loads the table
 
 LAYERS = ("bronze", "silver", "quarantine", "replay", "gold")
 _TAG_RE = re.compile(
@@ -488,6 +489,33 @@ class CommitIndex:
             if name.endswith(".json") and name[:-5].isdigit():
                 out.append(Commit.from_json(self.storage.read_bytes(obj.path)))
         return sorted(out, key=lambda c: c.version)
+
+    def latest(self, spark: SparkSession, *, probe: int = PROBE) -> int | None:
+        """The table's latest version, without loading a snapshot when the index is current.
+
+        Delta numbers its commit files without gaps, so when ``_delta_log/<known>.json`` exists
+        and ``<known + 1>.json`` does not, ``known`` is the latest version: two existence checks,
+        however old the table. Commits the index has not seen (another writer, or a crash before
+        our bookkeeping) are stepped over one file at a time, up to ``probe`` of them; past that,
+        or when the index knows nothing or the file was cleaned up, Delta answers.
+
+        Args:
+            spark: the session (used only when the log has to be read).
+            probe: how many unseen commits to step over before asking Delta.
+
+        Returns:
+            The latest version, or None when there is no table.
+        """
+        known = self.known()
+        if known >= 0 and self.storage.exists(self._log_file(known)):
+            for _ in range(probe):
+                if not self.storage.exists(self._log_file(known + 1)):
+                    return known
+                known += 1
+        return table_version(spark, self.storage.uri(self.table))
+
+    def _log_file(self, version: int) -> str:
+        return f"{self.table}/_delta_log/{version:020d}.json"
 
     def sync(self, spark: SparkSession, uri: str) -> CommitIndex:
         """Record our commits the index does not have yet, from the log since what it knows."""

@@ -259,6 +259,27 @@ def test_index_fills_from_the_log_for_commits_it_never_recorded(spark, lake):
     assert index.known() == 2
 
 
+@pytest.mark.spark
+@pytest.mark.floor
+def test_latest_version_comes_from_the_index_and_steps_over_commits_it_never_saw(spark, lake, monkeypatch):
+    from ingestion.core.spark.delta import table_version
+
+    table = "bronze/latest"
+    index = CommitIndex(lake, table)
+    assert index.latest(spark) is None  # no table yet: Delta says so
+    for i in range(3):
+        write_once(spark, lake, table, CommitTag("bronze", "latest", i), _append(spark, lake, table, 1))
+    spark.range(1).write.format("delta").mode("append").save(lake.uri(table))  # not ours: unseen
+    asked: list[str] = []
+    monkeypatch.setattr(commits, "table_version", lambda s, uri: asked.append(uri) or table_version(s, uri))
+
+    assert index.known() == 2
+    assert index.latest(spark) == 3 and asked == []  # from the log's file names, no snapshot
+    for _ in range(3):
+        spark.range(1).write.format("delta").mode("append").save(lake.uri(table))
+    assert index.latest(spark, probe=2) == 6 and asked == [lake.uri(table)]  # too many unseen: Delta
+
+
 # --- the system area's format ----------------------------------------------------------------------
 def _forget(lake) -> None:  # noqa: ANN001
     from ingestion.core import system
