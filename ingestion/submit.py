@@ -95,7 +95,8 @@ class SubmittedRunError(SubmitError):
     """A submitted run failed (exit 1) or was refused (exit 2) for a reason other than a lease."""
 
     def __init__(self, dataset: str, reason: str, *, code: str, exit_code: int) -> None:
-        super().__init__(dataset, f"{code}: {reason}")
+        # The run ledger's errors already read "<code>: <Class>: <line>": never say the code twice.
+        super().__init__(dataset, reason if reason.startswith(f"{code}: ") else f"{code}: {reason}")
         try:
             self.code = RunCode(code)
         except ValueError:

@@ -130,6 +130,13 @@ def test_exit_1_is_a_failure_with_the_runs_code(tmp_path):
         SparkSubmitSubmitter(_settings(spark_submit=fake), venv=VENV).submit("orders")
     assert info.value.code == RunCode.STORAGE and info.value.exit_code == 1 and info.value.transient
 
+    # A run-ledger error carries its code already: the message says it once.
+    result["error"] = "storage: OSError: lake unreachable"
+    fake = _fake_spark_submit(tmp_path, 1, result)
+    with pytest.raises(SubmittedRunError) as info:
+        SparkSubmitSubmitter(_settings(spark_submit=fake), venv=VENV).submit("orders")
+    assert str(info.value) == "run of 'orders' failed: storage: OSError: lake unreachable"
+
 
 def test_exit_2_refusal_is_terminal_and_a_held_lease_is_a_lease_error(tmp_path):
     unknown = {
