@@ -292,7 +292,7 @@ def wheel_venv(
     cache: Path,
     *,
     constraints: Path | None = None,
-    extras: Sequence[str] = ("local",),
+    extras: Sequence[str] = ("local", "ml"),
     python: str = sys.executable,
 ) -> Path:
     """A venv with ``wheel`` installed non-editable (with ``extras``), cached by content hash.
@@ -301,7 +301,8 @@ def wheel_venv(
         wheel: the project's wheel.
         cache: folder of cached venvs (``<cache>/<hash>/``).
         constraints: pip's ``-c`` file pinning the dependencies.
-        extras: the wheel's extras to install (``local``: pyspark + delta-spark + the Spark deps).
+        extras: the wheel's extras to install (``local``: pyspark + delta-spark + the Spark deps;
+            ``ml``: MLTable and the Azure ML client the register stage needs).
         python: the interpreter the venv is made from (its version is the job's).
 
     Returns:

@@ -111,6 +111,23 @@ def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
     return results
 
 
+def local_batches(ctx: Context, settings: Any) -> list[Any]:
+    """Both demo batches in this process: land each, then every stage on every dataset.
+
+    Args:
+        ctx: the demo's context (its session and lake).
+        settings: the jobs' settings.
+
+    Returns:
+        The register results of the last batch that registered anything.
+    """
+    _stage("starting Spark", lambda: ctx.spark)
+    last: list[Any] = []
+    for batch in (1, 2):
+        last = _batch(ctx, batch, settings) or last
+    return last
+
+
 def _summary(ctx: Context) -> None:
     from ingestion.core.lake import bronze_table, gold_table, quarantine_rows_table, silver_table
     from transforms.assets import open_registry
@@ -158,11 +175,50 @@ def _summary(ctx: Context) -> None:
     )
 
 
-def _cluster_batches(ctx: Context, lake: Path) -> None:
-    """Each batch as events, then a pipeline run per dataset submitted to a standalone cluster."""
-    import tempfile
+def cluster_batches(ctx: Context, settings: Any) -> list[dict[str, Any]]:
+    """Each demo batch as events, then a pipeline run per dataset submitted with ``settings``.
+
+    The runs of one batch go in parallel, one core each (a worker per run on the 2-worker
+    cluster); two of them may reach the same gold, whose lease makes one wait.
+
+    Args:
+        ctx: the demo's context (its lake gets the files and events).
+        settings: spark-submit settings (see :func:`ingestion.testing.cluster.submit_settings`).
+
+    Returns:
+        The submitters' results, in submission order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
     from ingestion.submit import SparkSubmitSubmitter
+
+    settings = settings.model_copy(deep=True)
+    settings.submit.conf.setdefault("spark.cores.max", "1")
+    names = ctx.catalog.names()
+    results: list[dict[str, Any]] = []
+    for batch in (1, 2):
+        events = _land_batch(ctx, batch)
+        queued = sum(e.outcome == "queued" for e in events)
+        console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
+        with ThreadPoolExecutor(len(names)) as pool:
+            runs = [pool.submit(SparkSubmitSubmitter(settings).submit, name) for name in names]
+            with console.status(f"spark-submit pipeline runs: {', '.join(names)}"):
+                outs = [r.result() for r in runs]
+        for name, out in zip(names, outs, strict=True):
+            outcomes = out.get("outcomes") or {}
+            console.print(
+                f"  pipeline {name}: {out.get('status')} ("
+                + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+                + ")"
+            )
+        results.extend(outs)
+    return results
+
+
+def _cluster_demo(ctx: Context, lake: Path) -> None:
+    """Start a standalone cluster and the wheel's venv, run :func:`cluster_batches`, stop it."""
+    import tempfile
+
     from ingestion.testing.cluster import (
         StandaloneCluster,
         build_wheel,
@@ -186,23 +242,7 @@ def _cluster_batches(ctx: Context, lake: Path) -> None:
     )
     try:
         console.print(f"  cluster {cluster.url} (UI {cluster.ui}); jobs from {python.parent.parent}")
-        settings = submit_settings(cluster, python, jars, lake, base=ctx.settings)
-        for batch in (1, 2):
-            events = _land_batch(ctx, batch)
-            queued = sum(e.outcome == "queued" for e in events)
-            console.rule(
-                f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left"
-            )
-            for name in ctx.catalog.names():
-                out = _stage(
-                    f"spark-submit pipeline {name}", partial(SparkSubmitSubmitter(settings).submit, name)
-                )
-                outcomes = out.get("outcomes") or {}
-                console.print(
-                    f"  pipeline {name}: {out.get('status')} ("
-                    + ", ".join(f"{k} {v}" for k, v in outcomes.items())
-                    + ")"
-                )
+        cluster_batches(ctx, submit_settings(cluster, python, jars, lake, base=ctx.settings))
     finally:
         cluster.stop()
 
@@ -230,11 +270,9 @@ def demo_cmd(
         )
         last: list[Any] = []
         if cluster:
-            _cluster_batches(ctx, lake)
+            _cluster_demo(ctx, lake)
         else:
-            _stage("starting Spark", lambda: ctx.spark)
-            for batch in (1, 2):
-                last = _batch(ctx, batch, settings) or last
+            last = local_batches(ctx, settings)
         _summary(ctx)
         report = next((r.report_uri for r in last if r.report_uri), None)
         if report is None:  # a rerun registers nothing new: show the latest report

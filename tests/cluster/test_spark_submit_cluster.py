@@ -1,63 +1,37 @@
 """Jobs submitted with spark-submit to a real standalone cluster (master + 2 worker JVMs).
 
-They run from the installed wheel (driver and executors), on the workers, and leave the same
-rows in bronze, silver and quarantine as the same input run in-process.
+They run from the installed wheel (driver and executors), on the workers; the demo's two batches,
+as events followed by pipeline runs submitted in parallel, leave the same rows in every zone as
+the in-process demo (compared with a second reader, delta-rs) and end in registered assets.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from chispa import assert_df_equality
+from deltalake import DeltaTable
 
-from ingestion.core.config import LakeSettings, Settings, SparkSettings, SubmitSettings
+from ingestion.core.config import LakeSettings
 from ingestion.submit import SparkSubmitSubmitter
-from ingestion.testing.cluster import StandaloneCluster
+from ingestion.testing.cluster import submit_settings
 
 pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASETS = ("orders", "customers")
 # The only run-dependent columns: when a row was ingested (bronze, carried on), when it was
 # quarantined, and by which run. Every other column must be equal.
 RUN_COLUMNS = {"_ingested_at", "_quarantined_at", "_run_id"}
-
-
-def cluster_settings(
-    cluster: StandaloneCluster, python: Path, jars: Path | None, lake: Path | None = None
-) -> Settings:
-    return Settings(
-        lake=LakeSettings(kind="local", root=lake or Path("unused-lake")),
-        spark=SparkSettings(jars_dir=jars),
-        submit=SubmitSettings(
-            kind="spark-submit",
-            master=cluster.url,
-            python=python,
-            conf={
-                "spark.driver.memory": "700m",
-                "spark.executor.memory": "512m",
-                "spark.ui.enabled": "false",
-            },
-            env={
-                "HEADWATER_LAKE__ROOT": str(lake or "unused-lake"),
-                "HEADWATER_SPARK__SHUFFLE_PARTITIONS": "2",
-                # The driver on loopback too (the host name may resolve elsewhere).
-                "SPARK_LOCAL_IP": "127.0.0.1",
-            },
-            timeout_seconds=900,  # a loaded 2-core CI box: JVM starts dominate
-        ),
-    )
 
 
 def _inside(path: str, folder: Path) -> bool:
     return Path(path).resolve().is_relative_to(folder.resolve())
 
 
-def test_jobs_run_from_the_wheel_on_the_workers(standalone_cluster, job_python, job_jars):
+def test_jobs_run_from_the_wheel_on_the_workers(tmp_path, standalone_cluster, job_python, job_jars):
     venv = job_python.parent.parent
-    settings = cluster_settings(standalone_cluster, job_python, job_jars)
+    settings = submit_settings(standalone_cluster, job_python, job_jars, tmp_path / "lake")
     out = SparkSubmitSubmitter(settings, job="probe").submit("any")
 
     assert out["master"] == standalone_cluster.url
@@ -76,66 +50,66 @@ def test_jobs_run_from_the_wheel_on_the_workers(standalone_cluster, job_python, 
     ]
 
 
-def _land(root: Path, files: dict[str, bytes], catalog) -> None:  # noqa: ANN001
-    from ingestion.core.storage import LocalStorage
-    from ingestion.events import EventHandler, Ledger
-
-    lake = LocalStorage(root)
-    handler = EventHandler(Ledger(lake), catalog)
-    for path, data in files.items():
-        info = lake.write_bytes(f"landing/{path}", data)
-        handler.file_landed(path, etag=info.etag, size=info.size)
-
-
-def _tables(spark, root: Path, dataset: str) -> dict[str, object]:  # noqa: ANN001
-    from ingestion.core.lake import bronze_table, quarantine_rows_table, silver_table
-    from ingestion.core.spark.delta import is_delta
-
+def _delta_tables(root: Path) -> dict[str, pd.DataFrame]:
+    """Every Delta table of the lake's zones, read with delta-rs, run-dependent columns left out."""
     out = {}
-    for name in (bronze_table(dataset), silver_table(dataset), quarantine_rows_table(dataset)):
-        uri = str(root / name)
-        if is_delta(spark, uri):
-            df = spark.read.format("delta").load(uri)
-            df = df.drop(*(c for c in df.columns if c in RUN_COLUMNS))
-            out[name] = df
+    for log in sorted(root.glob("*/**/_delta_log")):
+        name = log.parent.relative_to(root).as_posix()
+        if name.split("/")[0] == "system":
+            continue  # the run ledger: one row per run, run-dependent by nature
+        df = DeltaTable(str(log.parent)).to_pyarrow_table().to_pandas()
+        df = df.drop(columns=[c for c in df.columns if c in RUN_COLUMNS])
+        df = df[sorted(df.columns)]
+        out[name] = df.sort_values(list(df.columns), key=lambda c: c.astype(str)).reset_index(drop=True)
     return out
 
 
-def test_ingest_and_curate_on_the_cluster_equal_an_in_process_run(
-    spark, tmp_path, standalone_cluster, job_python, job_jars, catalog
+def test_the_demo_on_the_cluster_leaves_the_rows_the_in_process_demo_leaves(
+    spark, tmp_path, standalone_cluster, job_python, job_jars
 ):
-    from ingestion.bronze.job import ingest
-    from ingestion.core.storage import LocalStorage
-    from jobs.demo_data import batch_files
-    from transforms.silver import curate
+    """Events, then pipeline runs by spark-submit: landing to a registered asset on the cluster."""
+    from ingestion.core.config import get_settings
+    from ingestion.core.lake import RUNS_TABLE
+    from jobs.cli.app import Context
+    from jobs.cli.demo import cluster_batches, local_batches
+    from transforms.assets import open_registry
 
-    files = batch_files(1)
-    on_cluster, in_process = tmp_path / "cluster-lake", tmp_path / "local-lake"
-    _land(on_cluster, files, catalog)
-    _land(in_process, files, catalog)
+    def context(lake: Path) -> Context:
+        settings = get_settings().model_copy(deep=True)
+        settings.lake = LakeSettings(kind="local", root=lake)
+        settings.spark.shuffle_partitions = 2
+        ctx = Context(settings=settings)
+        ctx.spark = spark  # the suite's session (the cluster side never uses it)
+        return ctx
 
-    settings = cluster_settings(standalone_cluster, job_python, job_jars, on_cluster)
-    # Runs for different datasets run in parallel (one core each, so both get an executor).
-    settings.submit.conf["spark.cores.max"] = "1"
-    results: dict[tuple[str, str], dict] = {}
-    with ThreadPoolExecutor(len(DATASETS)) as pool:
-        for job in ("ingest", "curate"):
-            subs = {ds: pool.submit(SparkSubmitSubmitter(settings, job=job).submit, ds) for ds in DATASETS}
-            results.update({(job, ds): f.result() for ds, f in subs.items()})
+    on_cluster, in_process = context(tmp_path / "cluster-lake"), context(tmp_path / "local-lake")
+    submit = submit_settings(standalone_cluster, job_python, job_jars, tmp_path / "cluster-lake")
+    results = cluster_batches(on_cluster, submit)
+    local_batches(in_process, in_process.settings)
 
-    local_lake = LocalStorage(in_process)
-    local = Settings(
-        lake=LakeSettings(kind="local", root=in_process), spark=SparkSettings(shuffle_partitions=2)
-    )
-    for ds in DATASETS:
-        ingest(spark, local_lake, catalog, ds, settings=local)
-        curate(spark, local_lake, catalog, ds, settings=local)
+    # Two batches x two datasets, in parallel per batch; every stage ran or had nothing new.
+    assert len(results) == 4 and {r["status"] for r in results} == {"succeeded"}, results
+    for r in results:
+        assert set(r["outcomes"].values()) <= {"succeeded", "skipped", "waiting"}, r
+    assert all(r["outcomes"].get("curate") == "succeeded" for r in results)
 
-    for ds in DATASETS:
-        assert results[("ingest", ds)]["status"] == "succeeded", results[("ingest", ds)]
-        assert results[("curate", ds)]["status"] == "succeeded", results[("curate", ds)]
-        mine, theirs = _tables(spark, on_cluster, ds), _tables(spark, in_process, ds)
-        assert sorted(mine) == sorted(theirs) and len(mine) >= 2
-        for name, df in mine.items():
-            assert df.count() > 0, name
-            assert_df_equality(df, theirs[name], ignore_row_order=True, ignore_nullable=True)
+    mine, theirs = _delta_tables(tmp_path / "cluster-lake"), _delta_tables(tmp_path / "local-lake")
+    assert sorted(mine) == sorted(theirs)
+    assert {n.split("/")[0] for n in mine} == {"bronze", "silver", "quarantine", "gold"}
+    for name, df in mine.items():
+        assert len(df) > 0, name
+        pd.testing.assert_frame_equal(df, theirs[name], check_dtype=True, obj=name)
+
+    # The chain ended in registered assets: every gold of the demo has a version per batch
+    # that changed it, each pinned to a Delta version of its gold table.
+    registry = open_registry(on_cluster.settings, on_cluster.storage)
+    local_registry = open_registry(in_process.settings, in_process.storage)
+    assert sorted(registry.names()) == sorted(local_registry.names()) and registry.names()
+    for name in registry.names():
+        versions = registry.versions(name)
+        assert len(versions) >= 2, name
+        assert versions[-1].tags["row_count"] == local_registry.versions(name)[-1].tags["row_count"]
+        assert versions[-1].tags["schema_hash"] == local_registry.versions(name)[-1].tags["schema_hash"]
+    # Each submitted run left its pipeline row in the run ledger of the cluster's lake.
+    runs = spark.read.format("delta").load(str(tmp_path / "cluster-lake" / RUNS_TABLE))
+    assert runs.filter("job = 'pipeline' AND status = 'succeeded'").count() == 4
