@@ -91,8 +91,9 @@ class LandingWatcher:
         from watchfiles import Change, watch
 
         self.landing.mkdir(parents=True, exist_ok=True)
-        yield self.sweep()
-        last_sweep = self.clock()
+        # The start-up sweep runs on the first wake-up, once the notifications are on: a file
+        # landing while its runs go (they may take minutes) is notified, not left to the next sweep.
+        last_sweep: float | None = None
         # Wake at least every `settle` seconds while files wait, else at the sweep interval.
         tick_ms = int(max(0.05, min(self.settle, self.sweep_seconds)) * 1000)
         for changes in watch(
@@ -109,7 +110,7 @@ class LandingWatcher:
                 rel = self._relative(Path(path))
                 if rel is not None:
                     self._waiting[rel] = None
-            if self.clock() - last_sweep >= self.sweep_seconds:
+            if last_sweep is None or self.clock() - last_sweep >= self.sweep_seconds:
                 last_sweep = self.clock()
                 yield self.sweep()
             elif self._waiting:

@@ -240,6 +240,8 @@ def watch_cmd(
                 console.print(f"  {run.get('job', 'run')} {run['dataset']}: {run['status']}")
             for name, why in found.refused.items():
                 console.print(f"  {name}: not run ({why}); its files stay queued")
+            if found.trigger == "sweep":
+                console.print(f"swept landing: {len(found.events)} unseen file(s)")
             if once:
                 return
     except KeyboardInterrupt:

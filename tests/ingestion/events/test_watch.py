@@ -52,6 +52,34 @@ def test_a_notified_file_is_queued_once_settled_and_its_dataset_runs(lake, catal
     assert not any(r.trigger == "sweep" for r in rounds[1:])
 
 
+def test_a_file_landing_while_the_start_up_sweep_runs_is_notified(lake, catalog):
+    lake.write_bytes("landing/orders/2026/before.csv", ORDERS)  # landed while nothing watched
+    ran: list[str] = []
+
+    def runner(name: str) -> None:
+        if not ran:  # the start-up sweep's run: another file lands meanwhile
+            lake.write_bytes("landing/orders/2026/during.csv", ORDERS)
+            time.sleep(1.0)
+        ran.append(name)
+
+    watcher = LandingWatcher(lake, catalog, runner, settle=0.2, sweep_seconds=3600)
+    stop, rounds = threading.Event(), []
+    thread = _rounds_in_thread(watcher, stop, rounds)
+    try:
+        assert _wait_for(lambda: any(r.trigger == "notify" for r in rounds))
+    finally:
+        stop.set()
+        thread.join(10)
+    assert rounds[0].trigger == "sweep"
+    assert [e.path for e in rounds[0].events] == ["orders/2026/before.csv"]
+    notified = [(e.path, e.outcome) for r in rounds if r.trigger == "notify" for e in r.events]
+    assert notified == [("orders/2026/during.csv", "queued")]  # not left for the hourly sweep
+    assert {e.path for e in Ledger(lake).entries("orders")} == {
+        "orders/2026/before.csv",
+        "orders/2026/during.csv",
+    }
+
+
 def test_a_file_still_being_written_waits_until_it_settles(lake, catalog):
     ran: list[str] = []
     watcher = LandingWatcher(lake, catalog, ran.append, settle=1.0, sweep_seconds=3600)
