@@ -69,6 +69,11 @@ class Manifest:
         return [f for f in self.files if f.disposition == disposition]
 
 
+# The newest batch number, a hint beside the manifests (not .json: listings of manifests skip it).
+LATEST_HINT = "_latest"
+LATEST_PROBE = 8  # batches made since the hint that latest() steps over before it lists
+
+
 class Manifests:
     """Reads and writes one dataset's batch manifests."""
 
@@ -97,8 +102,42 @@ class Manifests:
         return Manifest.from_json(raw)
 
     def latest(self) -> Manifest | None:
-        nums = self.numbers()
-        return self.get(nums[-1]) if nums else None
+        """The newest batch's manifest, or None before the first batch.
+
+        Found from the ``_latest`` hint the newest create wrote, confirmed by the next number's
+        manifest being absent (numbers are taken in order), so a run does not list every batch
+        the dataset ever had. Without a hint (a lake from before it), or far behind, the folder
+        is listed once.
+        """
+        number = self._latest_number()
+        return self.get(number) if number is not None else None
+
+    def _latest_number(self) -> int | None:
+        hint = self._hint()
+        if hint is not None and self.storage.exists(self.path(hint)):
+            number = hint
+            for _ in range(LATEST_PROBE):
+                if not self.storage.exists(self.path(number + 1)):
+                    if number != hint:
+                        self._set_hint(number)
+                    return number
+                number += 1
+        numbers = self.numbers()
+        if numbers:
+            self._set_hint(numbers[-1])
+        return numbers[-1] if numbers else None
+
+    def _hint(self) -> int | None:
+        path = f"{self.dir}/{LATEST_HINT}"
+        if not self.storage.exists(path):
+            return None
+        try:
+            return int(self.storage.read_bytes(path).decode().strip())
+        except (ValueError, UnicodeDecodeError):  # a damaged hint: list instead
+            return None
+
+    def _set_hint(self, number: int) -> None:
+        self.storage.write_bytes(f"{self.dir}/{LATEST_HINT}", str(number).encode())
 
     def all(self) -> list[Manifest]:
         return [self.get(n) for n in self.numbers()]
@@ -107,6 +146,7 @@ class Manifests:
         """Create batch ``n``; AlreadyExistsError if that number was ever used."""
         info = self.storage.write_bytes(self.path(manifest.batch), manifest.to_json(), exclusive=True)
         self._etags[manifest.batch] = info.etag
+        self._set_hint(manifest.batch)
 
     def save(self, manifest: Manifest) -> None:
         """Replace a manifest we read or created (compare-and-swap on its etag)."""
