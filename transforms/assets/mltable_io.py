@@ -207,15 +207,20 @@ def load_check(
         str(Path(storage.root) / asset_path) if isinstance(storage, LocalStorage) else storage.uri(asset_path)
     )
     whole = rows_delta <= max_rows
-    try:
+
+    def read() -> Any:
         tbl = mltable.load(location)
         # Above max_rows only the first rows come through (types and names are still checked):
         # the reader must not pull a big table into this process's memory.
-        pdf = (tbl if whole else tbl.take(1000)).to_pandas_dataframe()
+        return (tbl if whole else tbl.take(1000)).to_pandas_dataframe()
+
+    try:
+        pdf = _read_with_retries(read)
     except Exception as err:  # the reader's own errors are what a data scientist would hit
-        first = str(err).strip().splitlines()[0:1]
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        text = " ".join(lines[:3])[:400]
         return LoadCheck(
-            False, 0, rows_delta, False, [f"mltable cannot load it: {type(err).__name__}: {' '.join(first)}"]
+            False, 0, rows_delta, False, [f"mltable cannot load it: {type(err).__name__}: {text}"]
         )
     rows_asset = len(pdf)
     if whole and rows_asset != rows_delta:
@@ -248,6 +253,27 @@ def load_check(
             problems.append(f"{differing} row(s) differ between mltable and Delta version {delta_version}")
         compared = True
     return LoadCheck(not problems, rows_asset, rows_delta, compared, problems)
+
+
+LOAD_ATTEMPTS = 3  # the reader's own failures, retried: it lists the log while writers commit
+
+
+def _read_with_retries(read: Any) -> Any:
+    """``read()``, retried on the reader's errors with a short backoff (tenacity).
+
+    Azure ML's reader (rslex) lists and reads the Delta log itself. In the cluster test a read
+    failed once (``ScriptExecution.Unexpected``) while another pipeline run published the same
+    gold, and passed on a rerun; the suspected cause is the writer's commit in flight. A reader
+    that fails every attempt fails the load check with its last error.
+    """
+    from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+    for attempt in Retrying(
+        stop=stop_after_attempt(LOAD_ATTEMPTS), wait=wait_exponential(multiplier=1, max=8), reraise=True
+    ):
+        with attempt:
+            return read()
+    raise AssertionError("unreachable")  # pragma: no cover - reraise=True raises the last error
 
 
 def write_snapshot(spark: SparkSession, storage: Storage, gold_path: str, delta_version: int) -> str:

@@ -261,6 +261,13 @@ def _register(
         run.skip(reason)
         return
 
+    if read_version(spark, uri, version).isEmpty():
+        # A gold created but not yet given rows (its inputs were empty): no asset to read.
+        reason = f"gold Delta version {version} holds no rows: nothing to register yet"
+        record.reason = reason
+        run.skip(reason)
+        return
+
     lag = _commit_age_days(spark, uri, version)
     if lag is not None and lag > RETENTION_SLACK_DAYS:
         record.details["warning"] = (

@@ -54,7 +54,7 @@ Fault = Callable[[str], None]  # test seam: called at named points between stage
 
 # A stage's outcome: the job's own status, or what the pipeline decided for it.
 #   blocked - not run: a stage upstream of it failed in this run
-#   waiting - not run: an input of the gold has no table yet
+#   waiting - not run: an input of the gold has no table yet, or no rows curated into it
 #   refused - its lease stayed held past the wait (another run does that work)
 
 
@@ -226,9 +226,7 @@ def _golds(
             _block(result, [key, f"register:{gold.name}"], because=", ".join(upstream))
             stopped.add(gold.name)
             continue
-        missing = [
-            n for n, t in input_tables(catalog, gold).items() if table_version(spark, storage.uri(t)) is None
-        ]
+        missing = [n for n, t in input_tables(catalog, gold).items() if not _has_data(spark, storage, t)]
         if missing:
             result.outcomes[key] = "waiting"
             result.details.setdefault("waiting", {})[gold.name] = missing
@@ -266,6 +264,22 @@ def _golds(
                 ),
             )
             point(f"after_register:{gold.name}")
+
+
+def _has_data(spark: SparkSession, storage: Storage, table: str) -> bool:
+    """Whether one of our commits gave ``table`` data (not only its empty creation).
+
+    Silver and gold are created empty before their first MERGE or write; a gold published from
+    an input at that version would be empty. Our commits are in the commit index (filled from
+    the log once for a table written before it).
+    """
+    from ingestion.core.spark.commits import CommitIndex
+
+    uri = storage.uri(table)
+    if table_version(spark, uri) is None:
+        return False
+    index = CommitIndex(storage, table)
+    return index.last() is not None or index.sync(spark, uri).last() is not None
 
 
 def _stage(result: PipelineResult, key: str, fn: Callable[[], Any]) -> Any:

@@ -301,3 +301,17 @@ def test_two_runs_reaching_the_same_gold_at_once_publish_and_register_it_once(
     assert _assets(lake) == [(f"{GOLD}:1", table_version(spark, lake.uri(gold_table(GOLD))))]
     publish_runs = RunLedger(spark, lake).latest(dataset="orders", job="publish")
     assert sorted(r["status"] for r in publish_runs) == ["skipped", "succeeded"]
+
+
+def test_a_gold_waits_for_an_input_created_but_not_yet_curated(spark, lake, catalog, lake_settings, land):
+    """A parallel run's curate creates silver empty before its MERGE: gold must not publish from it."""
+    land("orders/a.csv", ORDERS)
+    # customers' silver as another run's curate leaves it between creating and merging: empty.
+    schema = "customer_id string, name string, email string, country string, segment string, signup_date date"
+    spark.createDataFrame([], schema).write.format("delta").save(lake.uri("silver/customers"))
+
+    orders = _run(spark, lake, catalog, lake_settings, "orders")
+    assert orders.outcomes == {"ingest": "succeeded", "curate": "succeeded", f"publish:{GOLD}": "waiting"}
+    assert orders.details["waiting"] == {GOLD: ["customers"]}
+    assert table_version(spark, lake.uri(gold_table(GOLD))) is None  # nothing published, nothing registered
+    assert _assets(lake) == []
