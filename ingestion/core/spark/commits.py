@@ -43,7 +43,6 @@ TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 COMMITS_DIR = "system/commits"
 SLACK = 3  # extra history rows per look: commits racing our table_version read
-PROBE = 8  # unseen commits CommitIndex.latest steps over before it loads the table
 
 LAYERS = ("bronze", "silver", "quarantine", "replay", "gold")
 _TAG_RE = re.compile(
@@ -490,32 +489,22 @@ class CommitIndex:
                 out.append(Commit.from_json(self.storage.read_bytes(obj.path)))
         return sorted(out, key=lambda c: c.version)
 
-    def latest(self, spark: SparkSession, *, probe: int = PROBE) -> int | None:
-        """The table's latest version, without loading a snapshot when the index is current.
+    def latest(self, spark: SparkSession) -> int | None:
+        """The newest version our bookkeeping knows, without loading a snapshot; Delta's when none.
 
-        Delta numbers its commit files without gaps, so when ``_delta_log/<known>.json`` exists
-        and ``<known + 1>.json`` does not, ``known`` is the latest version: two existence checks,
-        however old the table. Commits the index has not seen (another writer, or a crash before
-        our bookkeeping) are stepped over one file at a time, up to ``probe`` of them; past that,
-        or when the index knows nothing or the file was cleaned up, Delta answers.
+        Every commit of ours is recorded here (a crash before the record is recovered by the
+        rerun's :func:`find_commit`), and a look in the log (:meth:`sync`) moves it past commits
+        of others; so a run with nothing to do costs the same however old the table. Commits
+        not yet recorded are seen once they are: delayed, never lost.
 
         Args:
-            spark: the session (used only when the log has to be read).
-            probe: how many unseen commits to step over before asking Delta.
+            spark: the session (used only when the index knows no version).
 
         Returns:
-            The latest version, or None when there is no table.
+            The version, or None when there is no table.
         """
         known = self.known()
-        if known >= 0 and self.storage.exists(self._log_file(known)):
-            for _ in range(probe):
-                if not self.storage.exists(self._log_file(known + 1)):
-                    return known
-                known += 1
-        return table_version(spark, self.storage.uri(self.table))
-
-    def _log_file(self, version: int) -> str:
-        return f"{self.table}/_delta_log/{version:020d}.json"
+        return known if known >= 0 else table_version(spark, self.storage.uri(self.table))
 
     def sync(self, spark: SparkSession, uri: str) -> CommitIndex:
         """Record our commits the index does not have yet, from the log since what it knows."""
