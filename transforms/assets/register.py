@@ -261,7 +261,8 @@ def _register(
         run.skip(reason)
         return
 
-    if read_version(spark, uri, version).isEmpty():
+    df = read_version(spark, uri, version)
+    if df.isEmpty():
         # A gold created but not yet given rows (its inputs were empty): no asset to read.
         reason = f"gold Delta version {version} holds no rows: nothing to register yet"
         record.reason = reason
@@ -278,7 +279,6 @@ def _register(
     number = registry.next_version(gold.name)
     label = f"{gold.name}:{number}"
     record.details["asset_version"] = number
-    df = read_version(spark, uri, version)
 
     # 1. the asset folder, read back the way a data scientist will read it
     if gold.asset_type == "mltable":

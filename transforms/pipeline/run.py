@@ -275,11 +275,11 @@ def _has_data(spark: SparkSession, storage: Storage, table: str) -> bool:
     """
     from ingestion.core.spark.commits import CommitIndex
 
-    uri = storage.uri(table)
-    if table_version(spark, uri) is None:
-        return False
     index = CommitIndex(storage, table)
-    return index.last() is not None or index.sync(spark, uri).last() is not None
+    if index.last() is not None:  # the usual case: no snapshot loaded
+        return True
+    uri = storage.uri(table)
+    return table_version(spark, uri) is not None and index.sync(spark, uri).last() is not None
 
 
 def _stage(result: PipelineResult, key: str, fn: Callable[[], Any]) -> Any:
