@@ -25,6 +25,7 @@ from ingestion.core import lake
 from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitIndex
+from ingestion.core.spark.delta import table_version
 from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
@@ -114,8 +115,12 @@ def _run(
         after, upto = int(state.pending["after"]), int(state.pending["upto"])
         record.details["resumed"] = state.pending.get("run_id")
     else:
-        # From bronze's commit index: a no-op run costs the same on a table with 2,000 commits.
+        # Bronze's commit index knows every commit of ours without loading a snapshot. When it
+        # shows nothing new, only the log can show a commit made behind headwater's back, and
+        # such a commit must fail this run now rather than wait for the next ingest.
         latest = CommitIndex(storage, lake.bronze_table(dataset.name)).latest(spark)
+        if latest is not None and latest <= state.bronze_version:
+            latest = table_version(spark, bronze_uri)
         if latest is None:
             run.skip("no bronze table yet")
             return
