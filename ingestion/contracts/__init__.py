@@ -1,6 +1,7 @@
 """Dataset contracts: declared once in ``schemas/``, read by every part of headwater."""
 
 from ingestion.contracts.catalog import Catalog
+from ingestion.contracts.cdc import Cdc
 from ingestion.contracts.formats import Csv, FileFormat, JsonArray, JsonLines, Parquet
 from ingestion.contracts.gold import Gold
 from ingestion.contracts.model import (
@@ -15,6 +16,7 @@ from ingestion.contracts.model import (
 __all__ = [
     "Action",
     "Catalog",
+    "Cdc",
     "Csv",
     "Dataset",
     "DatasetRule",

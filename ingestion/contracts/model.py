@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ingestion.contracts.cdc import Cdc
 from ingestion.contracts.formats import Csv, FileFormat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +74,8 @@ class Dataset:
         rules: named row rules beyond column checks.
         dataset_rules: batch-level rules (row count, null rates).
         gold: the dataset's gold declaration (see ``transforms.gold``), if it publishes one.
+        cdc: how row changes from a SQL source are applied (see :class:`Cdc`); None for files
+            of whole rows.
         drift: thresholds for drift between registered versions.
         description: one line for people.
     """
@@ -90,8 +93,14 @@ class Dataset:
     rules: tuple[RowRule, ...] = ()
     dataset_rules: tuple[DatasetRule, ...] = ()
     gold: Any = None
+    cdc: Cdc | None = None
     drift: DriftThresholds = field(default_factory=DriftThresholds)
     description: str = ""
+
+    @property
+    def sequence(self) -> str | None:
+        """What orders one key's rows: the CDC ``sequence_by``, else ``order_by``."""
+        return self.cdc.sequence_by if self.cdc is not None else self.order_by
 
     def model(self) -> type[pa.DataFrameModel]:
         """The pandera model (imports pyspark)."""

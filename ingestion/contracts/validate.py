@@ -120,6 +120,8 @@ def _check_one(ds: Dataset) -> list[Problem]:
                 "order_by",
                 f"order_by column {ds.order_by!r} has type {types[ds.order_by]}, which does not order",
             )
+    if ds.cdc is not None:
+        probs += _check_cdc(ds, types)
     for part in ds.partition_by:
         if part not in types:
             bad("partition_by", f"partition column {part!r} is not in the columns")
@@ -131,6 +133,45 @@ def _check_one(ds: Dataset) -> list[Problem]:
     names = [r.name for r in ds.rules] + [r.name for r in ds.dataset_rules]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         bad("rules", f"rule name {dup!r} is used twice")
+    return probs
+
+
+def _check_cdc(ds: Dataset, types: dict[str, str]) -> list[Problem]:
+    """The CDC declaration: one ordering concept, an orderable sequence, known columns."""
+    from ingestion.core.lake import CHANGE_SEQ
+
+    cdc = ds.cdc
+    assert cdc is not None
+    probs: list[Problem] = []
+
+    def bad(msg: str) -> None:
+        probs.append(Problem(ds.name, "cdc", msg))
+
+    if cdc.mode not in ("scd1", "scd2"):
+        bad(f"cdc mode must be scd1 or scd2, got {cdc.mode!r}")
+    if cdc.deletes not in ("hard", "soft"):
+        bad(f"cdc deletes must be hard or soft, got {cdc.deletes!r}")
+    if cdc.sequence_by != CHANGE_SEQ:
+        if cdc.sequence_by not in types:
+            bad(f"sequence_by column {cdc.sequence_by!r} is neither a column nor {CHANGE_SEQ!r}")
+        elif types[cdc.sequence_by] not in ORDERABLE:
+            bad(
+                f"sequence_by column {cdc.sequence_by!r} has type {types[cdc.sequence_by]}, which does not order"
+            )
+    if ds.order_by is not None and ds.order_by != cdc.sequence_by:
+        bad(
+            f"order_by {ds.order_by!r} and cdc sequence_by {cdc.sequence_by!r} disagree: "
+            "a dataset has one ordering; leave order_by unset or make it the same column"
+        )
+    if not cdc.tombstone_days > 0:
+        bad(f"tombstone_days must be positive, got {cdc.tombstone_days!r}")
+    if cdc.track_history_columns and cdc.mode != "scd2":
+        bad("track_history_columns applies only to mode scd2")
+    for col in cdc.track_history_columns:
+        if col not in types:
+            bad(f"track_history_columns names {col!r}, which is not in the columns")
+    if cdc.mode == "scd2":
+        bad("cdc mode scd2 is not available yet; declare scd1")
     return probs
 
 

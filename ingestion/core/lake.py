@@ -14,6 +14,7 @@ One place for the layout, so every job and command agrees on it::
     system/runs                      Delta: the run ledger
     system/registry/                 local asset registry
     system/commits/<table>/          which table version each of our commits made (commit index)
+    system/tombstones/<dataset>      Delta: hard-deleted keys of a CDC dataset, with their sequence
     system/FORMAT.json               the system area's format version (ingestion.core.system)
 """
 
@@ -32,6 +33,13 @@ CORRUPT_RECORD = "_corrupt_record"  # the raw line of a malformed record
 PARSE_ERROR = "_parse_error"  # why it was malformed
 # A _parse_error starting so: the line was too long to read (ingestion.bronze.lines).
 LINE_TOO_LONG = f"{RowCheck.LINE_TOO_LONG.value}: "
+# Reserved columns of change rows (SQL sources): the operation (I, U or D once cast; the files
+# may say insert/update/delete or the Functions SQL trigger's 0/1/2) and the change version.
+CHANGE_OP = "_change_op"
+CHANGE_SEQ = "_change_seq"
+CHANGE_COLUMNS = (CHANGE_OP, CHANGE_SEQ)
+DELETED = "_deleted"  # silver's soft-delete flag (Cdc(deletes="soft"))
+TOMBSTONED_AT = "_tombstoned_at"
 LINEAGE_COLUMNS = (SOURCE_PATH, SOURCE_SHA256, SOURCE_ROW, INGESTED_AT, BATCH_ID)
 BRONZE_META_COLUMNS = (RESCUED_DATA, CORRUPT_RECORD, PARSE_ERROR, *LINEAGE_COLUMNS)
 
@@ -54,6 +62,10 @@ def quarantine_rows_table(dataset: str) -> str:
 
 def quarantine_files(dataset: str) -> str:
     return f"quarantine/{dataset}/files"
+
+
+def tombstones_table(dataset: str) -> str:
+    return f"system/tombstones/{dataset}"
 
 
 def batches_dir(dataset: str) -> str:

@@ -118,6 +118,7 @@ class RowCheck(Code):
     UNIQUE = "unique"
     CHECK = "check"  # a pandera check of the contract, named in the row
     RULE = "rule"  # a row rule of the contract, named in the row
+    OPERATION = "operation"  # a change row whose _change_op is none of insert/update/delete
 
 
 def row_check_kind(check: str, *, rules: Iterable[str] = ()) -> RowCheck:

@@ -124,12 +124,14 @@ def cast_failed(name: str, dtype: T.DataType, typed: Column) -> Column | None:
 
 def extra_columns(dataset: Dataset, bronze_columns: list[str]) -> list[str]:
     """Bronze columns silver keeps beside the contract's, per the schema policy."""
-    known = set(dataset.column_names()) | set(lake.BRONZE_META_COLUMNS)
+    # A CDC dataset's change columns are reserved: always kept, under every policy.
+    change = list(lake.CHANGE_COLUMNS) if dataset.cdc is not None else []
+    known = set(dataset.column_names()) | set(lake.BRONZE_META_COLUMNS) | set(change)
     if dataset.schema_policy == "evolve":
-        return [c for c in bronze_columns if c not in known]
+        return change + [c for c in bronze_columns if c not in known]
     if dataset.schema_policy == "rescue" and lake.RESCUED_DATA in bronze_columns:
-        return [lake.RESCUED_DATA]
-    return []
+        return [*change, lake.RESCUED_DATA]
+    return change
 
 
 RAW = "_raw"  # struct of the contract columns as bronze had them (for quarantine and replay)
@@ -197,7 +199,13 @@ def cast_bronze(dataset: Dataset, bronze: DataFrame, plan: Plan | None = None) -
         failed = cast_failed(c.name, c.dtype, typed) if checked else None
         if failed is not None:
             flags.append(failed)
-    passthrough = [F.col(quote(c)) for c in extra_columns(dataset, bronze.columns)]
+    passthrough = [
+        F.col(quote(c)) for c in extra_columns(dataset, bronze.columns) if c not in lake.CHANGE_COLUMNS
+    ]
+    if dataset.cdc is not None:
+        from transforms.silver.cdc import change_columns
+
+        passthrough = change_columns(bronze.columns) + passthrough
     meta = [
         (F.col(c) if c in have else F.lit(None).cast("string")).alias(c)
         for c in (lake.CORRUPT_RECORD, lake.PARSE_ERROR)

@@ -30,6 +30,7 @@ from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
 from transforms.silver.casting import RAW
+from transforms.silver.cdc import apply_scd1, tombstone_tag
 from transforms.silver.expectations import ERRORS, Plan
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import Prepared, fail_reasons, prepare
@@ -234,14 +235,28 @@ def _write(
 
     if not problems and counts["keepable"] > 0:
         started = time.perf_counter()
-        version, metrics = merge(
-            spark,
-            storage,
-            silver_rows,
-            dataset,
-            tag=silver_tag(dataset.name, upto),
-            stable_source=prepared.stable,
-        )
+        if dataset.cdc is not None:
+            version, metrics = apply_scd1(
+                spark,
+                storage,
+                silver_rows,
+                dataset,
+                tag=silver_tag(dataset.name, upto),
+                tombstone=tombstone_tag(dataset.name, upto),
+                stable_source=prepared.stable,
+            )
+            record.details.update(
+                {k: metrics.pop(k) for k in ("tombstones", "tombstones_expired") if k in metrics}
+            )
+        else:
+            version, metrics = merge(
+                spark,
+                storage,
+                silver_rows,
+                dataset,
+                tag=silver_tag(dataset.name, upto),
+                stable_source=prepared.stable,
+            )
         prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
         inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)
         updated = int(metrics.get("numTargetRowsUpdated", 0) or 0)

@@ -265,7 +265,35 @@ def compile_plan(dataset: Dataset) -> Plan:
                 rule.expr,
             )
         )
+    if dataset.cdc is not None:
+        _for_changes(plan, dataset)
     return plan
+
+
+def _for_changes(plan: Plan, dataset: Dataset) -> None:
+    """Fit the plan to change rows.
+
+    A delete carries only its key, so only key checks apply to it; and every change must name
+    its operation (quarantined otherwise, never guessed).
+    """
+    from dataclasses import replace
+
+    from transforms.silver.cdc import bad_operation, is_delete
+
+    keys = set(dataset.primary_key)
+    plan.expectations[:] = [
+        e if e.column in keys else replace(e, failed=e.failed & ~is_delete()) for e in plan.expectations
+    ]
+    plan.expectations.append(
+        Expectation(
+            lake.CHANGE_OP,
+            RowCheck.OPERATION.value,
+            "quarantine",
+            bad_operation(),
+            F.col(lake.CHANGE_OP),
+            "operation in (insert, update, delete)",
+        )
+    )
 
 
 def compile_schema(

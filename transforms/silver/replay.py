@@ -26,6 +26,7 @@ from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitTag, write_once
 from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
+from transforms.silver.cdc import apply_scd1, tombstone_tag
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
@@ -122,16 +123,30 @@ def _run(
             return
         run.check()
         if counts["keepable"] > 0:
-            version, metrics = merge(
-                spark,
-                storage,
-                silver_rows,
-                dataset,
-                tag=replay_tag(dataset.name, qv),
-                stable_source=prepared.stable,
-            )
+            if dataset.cdc is not None:  # replayed changes are applied as changes
+                version, metrics = apply_scd1(
+                    spark,
+                    storage,
+                    silver_rows,
+                    dataset,
+                    tag=replay_tag(dataset.name, qv),
+                    tombstone=tombstone_tag(dataset.name, qv, replay=True),
+                    stable_source=prepared.stable,
+                )
+            else:
+                version, metrics = merge(
+                    spark,
+                    storage,
+                    silver_rows,
+                    dataset,
+                    tag=replay_tag(dataset.name, qv),
+                    stable_source=prepared.stable,
+                )
             m = metrics
-            written = sum(int(m.get(k, 0) or 0) for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))
+            written = sum(
+                int(m.get(k, 0) or 0)
+                for k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+            )
             record.rows_written = written
             record.output_version = version
             record.details["not_newer"] = int(m.get("numSourceRows", 0) or 0) - written

@@ -5,8 +5,10 @@ _source_path, _source_row)`` compares greater (ingestion order breaks ties, and 
 order when the contract has no ``order_by``). Replaying an old batch, or an older update that
 arrives late, therefore never rolls silver back, and re-applying the same row changes nothing.
 
-Room for CDC: pass ``delete_when`` (a SQL condition on the source ``s``) and a newer row that
-carries a delete marker deletes its key instead of upserting it.
+For CDC (``transforms.silver.cdc``): with ``delete_when`` (a SQL condition on the source ``s``)
+a newer row carrying a delete marker deletes its key instead of upserting it; with
+``soft_delete_when`` it updates only ``soft_delete_set`` (the delete flag, operation, sequence
+and lineage) and keeps the row's last values.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def silver_tag(dataset: str, bronze_end: int) -> CommitTag:
 
 def order_columns(dataset: Dataset) -> list[str]:
     """What "newer" compares, most significant first."""
-    return ([dataset.order_by] if dataset.order_by else []) + list(ORDER_LINEAGE)
+    return ([dataset.sequence] if dataset.sequence else []) + list(ORDER_LINEAGE)
 
 
 def schema_problems(
@@ -91,6 +93,8 @@ def merge(
     *,
     tag: CommitTag,
     delete_when: str | None = None,
+    soft_delete_when: str | None = None,
+    soft_delete_set: list[str] | None = None,
     target_schema: StructType | None = None,
     stable_source: bool = False,
 ) -> tuple[int | None, dict[str, Any]]:
@@ -123,6 +127,11 @@ def merge(
     builder = DeltaTable.forPath(spark, uri).alias("t").merge(source.alias("s"), on)
     if delete_when:
         builder = builder.whenMatchedDelete(condition=f"({newer}) AND ({delete_when})")
+    if soft_delete_when:
+        builder = builder.whenMatchedUpdate(
+            condition=f"({newer}) AND ({soft_delete_when})",
+            set={quote(c): f"s.{quote(c)}" for c in soft_delete_set or []},
+        )
     builder = builder.whenMatchedUpdateAll(condition=newer)
     builder = builder.whenNotMatchedInsertAll(condition=f"NOT ({delete_when})" if delete_when else None)
     conf = {

@@ -44,9 +44,9 @@ USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 COMMITS_DIR = "system/commits"
 SLACK = 3  # extra history rows per look: commits racing our table_version read
 
-LAYERS = ("bronze", "silver", "quarantine", "replay", "gold")
+LAYERS = ("bronze", "silver", "quarantine", "replay", "gold", "tombstones")
 _TAG_RE = re.compile(
-    r"^headwater-(?P<layer>bronze|silver|quarantine|replay|gold)-(?P<name>[^:;]+)"
+    r"^headwater-(?P<layer>bronze|silver|quarantine|replay|gold|tombstones)-(?P<name>[^:;]+)"
     r":(?P<txn>\d+)(?:;inputs=(?P<inputs>[^;]*))?$"
 )
 
