@@ -10,6 +10,8 @@ import importlib.util
 
 import pytest
 
+from tests.cluster.venv import start_job_venv
+
 
 def _installed(module: str) -> bool:
     try:
@@ -38,3 +40,20 @@ def headwater_jobs():
         from transforms.silver import curate
 
         return JobRunners(ingest=ingest, curate=curate)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]):  # noqa: ANN201
+    """Cluster tests run last, and their job venv is built meanwhile.
+
+    Building the wheel's venv (a minute on a clean machine: pip installs pyspark and the rest
+    from the constraints) then overlaps the other tests instead of adding to the wall time.
+    Acts after every other hook (``-m``/``-k`` deselection included): only tests that will run.
+    """
+    result = yield
+    cluster = [i for i in items if i.get_closest_marker("cluster") is not None]
+    if cluster and not config.option.collectonly:
+        items[:] = [i for i in items if i.get_closest_marker("cluster") is None] + cluster
+        if len(cluster) < len(items):
+            start_job_venv()
+    return result

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.testing.cluster import StandaloneCluster, build_wheel, delta_jars, wheel_venv
-
-ROOT = Path(__file__).resolve().parents[2]
-VENV_CACHE = Path.home() / ".cache" / "headwater" / "wheel-venvs"
+from ingestion.testing.cluster import StandaloneCluster, delta_jars
+from tests.cluster.venv import job_venv_python
 
 
 @pytest.fixture(scope="session")
-def job_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a venv with this checkout's wheel installed (not editable)."""
-    wheel = build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
-    return wheel_venv(wheel, VENV_CACHE, constraints=ROOT / "constraints.txt")
+def job_python() -> Path:
+    """The python of a venv with this checkout's wheel installed (not editable).
+
+    Started in the background when collection put the cluster tests last (``tests/conftest.py``).
+    """
+    return job_venv_python()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ the in-process demo (compared with a second reader, delta-rs) and end in registe
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -84,8 +85,11 @@ def test_the_demo_on_the_cluster_leaves_the_rows_the_in_process_demo_leaves(
 
     on_cluster, in_process = context(tmp_path / "cluster-lake"), context(tmp_path / "local-lake")
     submit = submit_settings(standalone_cluster, job_python, job_jars, tmp_path / "cluster-lake")
-    results = cluster_batches(on_cluster, submit)
-    local_batches(in_process, in_process.settings)
+    # The in-process demo runs meanwhile: the cluster side mostly waits for its JVMs.
+    with ThreadPoolExecutor(1) as pool:
+        local = pool.submit(local_batches, in_process, in_process.settings)
+        results = cluster_batches(on_cluster, submit)
+        local.result()
 
     # Two batches x two datasets, in parallel per batch; every stage ran or had nothing new.
     assert len(results) == 4 and {r["status"] for r in results} == {"succeeded"}, results
