@@ -34,6 +34,8 @@ from ingestion.poison import PoisonBox
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobClient
 
+    from ingestion.changes.trigger import TriggerOutcome
+
 log = logging.getLogger("headwater.functions")
 
 # The app setting (collection) the blob trigger connects with: `LandingStorage` for a connection
@@ -234,6 +236,26 @@ class LandingRuntime:
         if info is None:
             return [self._gone(verdict.name)]
         return [self.handle_file(verdict.name, etag=info.etag, size=info.size)]
+
+    # --- the SQL trigger -------------------------------------------------------------------------
+    def on_sql_changes(self, source_name: str, changes: str | bytes) -> TriggerOutcome:
+        """Persist one SQL trigger batch of ``source_name`` as a change file, then record it.
+
+        Never raises once the file is written (the trigger would retry, then skip the batch
+        forever): a failing ledger step is left to the reconcile sweep.
+        """
+        from ingestion.changes.trigger import land_trigger_batch
+
+        source = self.catalog.source(source_name)
+        dataset = self.catalog.get(source.dataset)
+        return land_trigger_batch(
+            self.storage,
+            dataset,
+            source,
+            changes,
+            record=lambda landed: self.handle_file(landed.path, etag=landed.etag, size=landed.size),
+            clock=self.clock,
+        )
 
     # --- the shared path -------------------------------------------------------------------------
     def handle_file(

@@ -407,7 +407,7 @@ class IngestJob:
         if not readable:
             return None
         by_uri = {_norm(self.storage.uri(f"landing/{f.path}")): f for f, _ in readable}
-        known = ds.column_names()
+        known = ds.bronze_columns()
         raw, bad = self._scan(ds, readable)
         if bad is not None:
             for row in bad.collect():
@@ -563,7 +563,7 @@ class IngestJob:
 
         uris = [self.storage.uri(f"landing/{f.path}") for f, _ in readable]
         fmt = ds.format
-        known = ds.column_names()
+        known = ds.bronze_columns()
         if isinstance(fmt, Csv):
             headers = [h or () for _, h in readable]
             files = list(zip(uris, headers, strict=True))

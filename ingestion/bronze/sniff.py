@@ -111,7 +111,7 @@ def _csv_header(ds: Dataset, fmt: Csv, path: str, text: str) -> tuple[str, ...]:
         raise FileRejectedError(
             path, f"CSV header repeats columns: {', '.join(dupes)}", FileCode.DUPLICATE_COLUMNS
         )
-    known = {c.lower() for c in ds.column_names()}
+    known = {c.lower() for c in ds.bronze_columns()}
     if not known & set(lowered):
         raise FileRejectedError(
             path,

@@ -110,6 +110,12 @@ class Dataset:
         """Contract columns in declared order (builds the model)."""
         return list(self.model().to_schema().columns)
 
+    def bronze_columns(self) -> list[str]:
+        """What bronze reads as columns: the contract's, plus the change columns under ``cdc``."""
+        from ingestion.core.lake import CHANGE_COLUMNS
+
+        return self.column_names() + (list(CHANGE_COLUMNS) if self.cdc is not None else [])
+
     def action_for(self, column: str, check: str) -> Action:
         """The action for a failed ``check`` on ``column``: ``column.check``, then ``column``, then the default."""
         return self.check_actions.get(f"{column}.{check}", self.check_actions.get(column, self.check_action))

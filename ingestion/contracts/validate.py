@@ -181,6 +181,10 @@ def validate_catalog(catalog: Catalog) -> list[Problem]:
     datasets = list(catalog)
     for ds in datasets:
         problems += _check_one(ds)
+    from ingestion.changes.sources import check_source
+
+    for src in catalog.sources():
+        problems += check_source(src, catalog)
     for a, b in itertools.combinations(datasets, 2):
         hits = [w for w in _witnesses(a.landing) if glob_match(b.landing, w)]
         hits += [w for w in _witnesses(b.landing) if glob_match(a.landing, w)]

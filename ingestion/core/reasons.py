@@ -100,6 +100,7 @@ class FileCode(Code):
     UNKNOWN_COLUMNS = "unknown_columns"  # columns outside the contract under schema policy 'freeze'
     UNREADABLE = "unreadable"  # the engine failed reading this file alone (corrupt Parquet footer...)
     ABANDONED = "abandoned"  # an operator abandoned the failed batch holding it
+    BAD_CHANGES = "bad_changes"  # a SQL trigger batch that is not a JSON array of {Item, Operation}
 
 
 class RowCheck(Code):

@@ -331,10 +331,21 @@ def validate_cmd(as_json: bool = JSON) -> None:
     from ingestion.contracts.validate import validate_catalog
 
     def body() -> None:
+        from ingestion.changes.sources import landing_order_note
+
         catalog = Catalog.discover()
         problems = validate_catalog(catalog)
+        notes = [n for n in (landing_order_note(s, catalog) for s in catalog.sources()) if n]
         if as_json:
-            emit({"datasets": catalog.names(), "problems": [p.__dict__ for p in problems]}, as_json=True)
+            emit(
+                {
+                    "datasets": catalog.names(),
+                    "sources": [s.name for s in catalog.sources()],
+                    "problems": [p.__dict__ for p in problems],
+                    "notes": notes,
+                },
+                as_json=True,
+            )
         elif problems:
             console.print(
                 table(
@@ -345,6 +356,8 @@ def validate_cmd(as_json: bool = JSON) -> None:
             )
         else:
             console.print(f"[green]ok[/]: {len(catalog)} dataset(s) valid: {', '.join(catalog.names())}")
+        for note in [] if as_json else notes:
+            console.print(f"note: {note}")
         if problems:
             raise typer.Exit(1)
 

@@ -32,7 +32,7 @@ from ingestion.core.spark.commits import CommitTag, write_once
 from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import quote
 from transforms.silver.errors import CurateError
-from transforms.silver.silver import merge, order_columns
+from transforms.silver.silver import merge, newer_sql, order_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -84,15 +84,6 @@ def tombstone_tag(dataset: str, txn: int, *, replay: bool = False) -> CommitTag:
     return CommitTag("tombstones", f"{dataset}-replay" if replay else dataset, txn)
 
 
-def _newer(dataset: Dataset, s: str, t: str, *, strict: bool = True) -> str:
-    order = order_columns(dataset)
-    cmp = ">" if strict else ">="
-    return (
-        f"struct({', '.join(f'{s}.' + quote(c) for c in order)}) {cmp} "
-        f"struct({', '.join(f'{t}.' + quote(c) for c in order)})"
-    )
-
-
 def _tombstone_columns(dataset: Dataset) -> list[str]:
     return [*dataset.primary_key, *order_columns(dataset)]
 
@@ -104,7 +95,7 @@ def drop_older_than_tombstones(
     tomb = spark.read.format("delta").load(uri).select(*[quote(c) for c in _tombstone_columns(dataset)])
     on = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in dataset.primary_key)
     first_key = quote(dataset.primary_key[0])
-    keep = f"t.{first_key} IS NULL OR {_newer(dataset, 's', 't', strict=False)}"
+    keep = f"t.{first_key} IS NULL OR {newer_sql(dataset, 's', 't', strict=False)}"
     return (
         source.alias("s")
         .join(tomb.alias("t"), F.expr(on), "left")
@@ -138,7 +129,7 @@ def write_tombstones(
         DeltaTable.forPath(spark, uri)
         .alias("t")
         .merge(deletes.alias("s"), on)
-        .whenMatchedUpdateAll(condition=_newer(dataset, "s", "t"))
+        .whenMatchedUpdateAll(condition=newer_sql(dataset))
         .whenNotMatchedInsertAll()
         .whenNotMatchedBySourceDelete(condition=f"t.{lake.TOMBSTONED_AT} < timestamp_seconds({cutoff:.3f})")
     )

@@ -187,6 +187,11 @@ def prepare(
     # One window serves dedupe and key uniqueness: the newest kept row of each key wins.
     order = [F.col(quote(c)).desc_nulls_last() for c in order_columns(dataset)]
     by_key = Window.partitionBy(*[F.col(quote(k)) for k in dataset.primary_key])
+    if dataset.cdc is not None and dataset.sequence:
+        # A key with a sequence-less change (a key-only delete) ranks its rows by arrival.
+        seq = F.col(quote(dataset.sequence))
+        unsequenced = F.max(seq.isNull().cast("int")).over(by_key) == 1
+        order[0] = F.when(~unsequenced, seq).desc_nulls_last()
     # Rows bound for silver rank before the others, so rank 1 is the newest *kept* row.
     keep_first = F.when(F.col(SEVERITY) <= KEEP_MAX, F.lit(0)).otherwise(F.lit(1))
     df = df.withColumn(RANK, F.row_number().over(by_key.orderBy(keep_first, *order)))

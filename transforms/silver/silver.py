@@ -43,6 +43,27 @@ def order_columns(dataset: Dataset) -> list[str]:
     return ([dataset.sequence] if dataset.sequence else []) + list(ORDER_LINEAGE)
 
 
+def newer_sql(dataset: Dataset, s: str = "s", t: str = "t", *, strict: bool = True) -> str:
+    """SQL: row ``s`` is newer than row ``t`` (``strict=False``: or equal).
+
+    For change rows a key-only delete may have no sequence (the SQL trigger's deletes carry only
+    the key): a comparison with a null sequence on either side falls back to arrival order.
+    """
+    cmp = ">" if strict else ">="
+
+    def compare(cols: list[str]) -> str:
+        left = ", ".join(f"{s}.{quote(c)}" for c in cols)
+        right = ", ".join(f"{t}.{quote(c)}" for c in cols)
+        return f"struct({left}) {cmp} struct({right})"
+
+    full = compare(order_columns(dataset))
+    if dataset.cdc is None or not dataset.sequence:
+        return full
+    seq = quote(dataset.sequence)
+    arrival = compare(list(ORDER_LINEAGE))
+    return f"(CASE WHEN {s}.{seq} IS NULL OR {t}.{seq} IS NULL THEN {arrival} ELSE {full} END)"
+
+
 def schema_problems(
     spark: SparkSession, uri: str, incoming: StructType, dataset: Dataset
 ) -> list[tuple[str, str]]:
@@ -119,11 +140,7 @@ def merge(
     if missing:
         source = source.withColumns({f.name: F.lit(None).cast(f.dataType) for f in missing})
     on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in dataset.primary_key)
-    order = order_columns(dataset)
-    newer = (
-        f"struct({', '.join('s.' + quote(c) for c in order)}) > "
-        f"struct({', '.join('t.' + quote(c) for c in order)})"
-    )
+    newer = newer_sql(dataset)
     builder = DeltaTable.forPath(spark, uri).alias("t").merge(source.alias("s"), on)
     if delete_when:
         builder = builder.whenMatchedDelete(condition=f"({newer}) AND ({delete_when})")

@@ -343,4 +343,5 @@ def test_every_file_code_comes_from_its_case_and_the_good_file_still_lands(
         FileCode.NOT_PARQUET,
         FileCode.UNREADABLE,
         FileCode.ABANDONED,
+        FileCode.BAD_CHANGES,  # the SQL trigger's, from its payload: tests/functions/test_sql_trigger.py
     }

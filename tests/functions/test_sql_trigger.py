@@ -1,0 +1,208 @@
+"""The Functions SQL trigger: bindings as the host reads them, batches persisted before return."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingestion.changes import ChangePayloadError, SqlSource, check_source, trigger_rows
+from ingestion.changes.trigger import land_trigger_batch
+from ingestion.contracts import Catalog
+from ingestion.events import Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "tests.functions.sql_schemas"
+
+PROBE = r"""
+import importlib.abc, json, sys
+
+class NoSpark(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyspark" or name.startswith("pyspark.") or name in ("delta", "pandera.pyspark"):
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, NoSpark())
+import function_app
+out = {fn.get_function_name(): [json.loads(r) for r in fn.get_raw_bindings()] for fn in function_app.app.get_functions()}
+print(json.dumps(out))
+"""
+
+# As the extension sends it to a Python function: numbers for the operation, a delete's Item
+# holding only the key.
+PAYLOAD = json.dumps(
+    [
+        {"Item": {"id": "A-1", "name": "ann", "balance": 10.5, "version": 1}, "Operation": 0},
+        {"Item": {"id": "A-2", "name": "bob", "balance": 2, "version": 4}, "Operation": 1},
+        {"Item": {"id": "A-3"}, "Operation": 2},
+    ]
+)
+
+
+@pytest.fixture
+def sql_catalog(monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    monkeypatch.setenv("HEADWATER_SCHEMAS_PACKAGE", PACKAGE)
+    return Catalog.discover(PACKAGE)
+
+
+def test_each_declared_source_is_a_sql_trigger_with_a_fixed_leases_table():
+    env = {**os.environ, "HEADWATER_SCHEMAS_PACKAGE": PACKAGE}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["sql_changes_crm"] == [
+        {
+            "direction": "IN",
+            "type": "sqlTrigger",
+            "name": "changes",
+            "tableName": "dbo.Accounts",
+            "connectionStringSetting": "CrmSql",
+            "leasesTableName": "headwater_leases_crm",
+        }
+    ]
+    assert {"landing_blob", "landing_events", "landing_reconcile"} <= set(out)
+
+
+def test_trigger_rows_keep_the_operation_and_name_a_bad_entry():
+    rows = trigger_rows(PAYLOAD, source="crm")
+    assert rows == [
+        {"id": "A-1", "name": "ann", "balance": 10.5, "version": 1, "_change_op": "0"},
+        {"id": "A-2", "name": "bob", "balance": 2, "version": 4, "_change_op": "1"},
+        {"id": "A-3", "_change_op": "2"},
+    ]
+    assert (
+        trigger_rows('[{"Item": {"id": "x"}, "Operation": "Delete"}]', source="crm")[0]["_change_op"]
+        == "Delete"
+    )
+    for payload, why in [
+        ("{not json", "not JSON"),
+        ('{"Item": {}}', "a JSON dict, not an array of changes"),
+        ('[{"Item": {"id": 1}, "Operation": 0}, 7]', "entry 1 is a int, not an object"),
+        ('[{"Operation": 0}]', "entry 0 has no object Item"),
+        ('[{"Item": {"id": 1}}]', "entry 0 has no Operation"),
+    ]:
+        with pytest.raises(ChangePayloadError) as err:
+            trigger_rows(payload, source="crm")
+        assert why in err.value.reason and "crm" in str(err.value) and err.value.transient is False
+
+
+def test_a_batch_is_one_change_file_in_landing_recorded_in_the_ledger(lake, sql_catalog):
+    from ingestion.events import EventHandler
+
+    source, dataset = sql_catalog.source("crm"), sql_catalog.get("accounts")
+    handler = EventHandler(Ledger(lake), sql_catalog)
+    out = land_trigger_batch(
+        lake,
+        dataset,
+        source,
+        PAYLOAD,
+        record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+        clock=lambda: 1_800_000_000.25,
+    )
+    assert (out.outcome, out.changes, out.recorded.outcome) == ("landed", 3, "queued")
+    assert out.landed.path.startswith("accounts/crm/trigger-20270115T080000250000Z-")
+    lines = lake.read_bytes(f"landing/{out.landed.path}").decode().splitlines()
+    assert [json.loads(x) for x in lines] == trigger_rows(PAYLOAD, source="crm")
+    assert [q.path for q in Ledger(lake).queued("accounts")] == [out.landed.path]
+
+
+def test_nothing_raises_after_the_write_and_a_bad_payload_is_kept_in_quarantine(lake, sql_catalog):
+    source, dataset = sql_catalog.source("crm"), sql_catalog.get("accounts")
+
+    def ledger_down(_f: object) -> None:
+        raise OSError("ledger unreachable")
+
+    out = land_trigger_batch(lake, dataset, source, PAYLOAD, record=ledger_down, clock=lambda: 1.0)
+    assert (out.outcome, out.recorded) == ("landed", None)
+    assert lake.exists(f"landing/{out.landed.path}")  # the reconcile sweep records it later
+
+    bad = land_trigger_batch(
+        lake, dataset, source, '[{"Item": 5, "Operation": 0}]', record=ledger_down, clock=lambda: 2.0
+    )
+    assert bad.outcome == "quarantined" and bad.quarantined.startswith(
+        "quarantine/accounts/files/crm/trigger-"
+    )
+    assert lake.read_bytes(bad.quarantined) == b'[{"Item": 5, "Operation": 0}]'
+    reason = json.loads(lake.read_bytes(bad.quarantined + ".reason.json"))
+    assert reason == {
+        "code": "bad_changes",
+        "reason": "entry 0 has no object Item",
+        "source": "crm",
+        "dataset": "accounts",
+    }
+
+
+def test_check_source_names_what_is_wrong(sql_catalog):
+    assert check_source(sql_catalog.source("crm"), sql_catalog) == []
+    broken = SqlSource(
+        name="crm2",
+        dataset="accounts",
+        connection_setting="Server=tcp:x;Password=y",
+        table="dbo.Acc;DROP TABLE x",
+        key=("name",),
+        mode="watermark",
+    )
+    assert [p.message for p in check_source(broken, sql_catalog)] == [
+        "connection_setting must name an app setting (letters, digits, _), not hold a connection string",
+        "table 'dbo.Acc;DROP TABLE x' must be table or schema.table, each an identifier",
+        "mode watermark needs a watermark column",
+        "key ['name'] is not dataset 'accounts''s primary key ['id']",
+    ]
+
+
+@pytest.mark.spark
+def test_trigger_batches_reach_silver_as_current_state(spark, lake, sql_catalog):
+    """Two trigger batches -> change files -> bronze -> silver: upserts in version order, a delete."""
+    from chispa import assert_df_equality
+
+    from ingestion import lake as layout
+    from ingestion.bronze.job import ingest
+    from ingestion.events import EventHandler
+    from transforms.silver import curate
+
+    source, dataset = sql_catalog.source("crm"), sql_catalog.get("accounts")
+    handler = EventHandler(Ledger(lake), sql_catalog)
+
+    def land(payload: str, at: float) -> None:
+        out = land_trigger_batch(
+            lake,
+            dataset,
+            source,
+            payload,
+            record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+            clock=lambda: at,
+        )
+        assert out.outcome == "landed"
+
+    land(PAYLOAD, 100.0)
+    later = [
+        {"Item": {"id": "A-1", "name": "ann2", "balance": 11, "version": 2}, "Operation": 1},
+        {
+            "Item": {"id": "A-2", "name": "old", "balance": 1, "version": 3},
+            "Operation": 1,
+        },  # older than silver's
+        {"Item": {"id": "A-2"}, "Operation": 2},
+    ]
+    land(json.dumps(later[:2]), 200.0)
+    assert ingest(spark, lake, sql_catalog, "accounts").status == "succeeded"
+    assert curate(spark, lake, sql_catalog, "accounts").status == "succeeded"
+    land(json.dumps(later[2:]), 300.0)  # a key-only delete: ordered by arrival, version is null
+    ingest(spark, lake, sql_catalog, "accounts")
+    rec = curate(spark, lake, sql_catalog, "accounts")
+    assert rec.rows_quarantined == 0
+    silver = spark.read.format("delta").load(lake.uri(layout.silver_table("accounts")))
+    assert_df_equality(
+        silver.select("id", "name", "balance", "version", "_change_op").orderBy("id"),
+        spark.createDataFrame(
+            [("A-1", "ann2", 11.0, 2, "U")],
+            "id string, name string, balance double, version long, _change_op string",
+        ),
+        ignore_nullable=True,
+    )
