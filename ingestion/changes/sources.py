@@ -34,7 +34,14 @@ class SqlSource:
         table: ``schema.table`` or ``table``.
         key: the table's primary-key columns (the dataset's primary key).
         mode: how the puller reads changes: SQL Server change tracking, or a watermark column.
-        watermark: the watermark column (``mode="watermark"``).
+        watermark: the watermark column (``mode="watermark"``): an updated-at or a row version
+            the table sets on every write. Declare it as the dataset's ``sequence_by`` too.
+        soft_delete_column: a boolean column marking deleted rows (watermark mode): such a row
+            is pulled as a delete.
+        lookback: how far behind the stored watermark each pull reads again (seconds for a time
+            watermark, units for a number): a transaction in flight at the last pull commits
+            later with an older watermark. What it pulls again is not landed twice.
+        columns: the columns to pull (identifiers); empty pulls every column of the table.
         trigger: also register a Functions SQL trigger for the table (Azure SQL / SQL Server).
         leases_table: the SQL trigger's leases table; fixed here, so renaming the function or
             the site keeps the trigger's state. Default ``headwater_leases_<name>``.
@@ -47,6 +54,9 @@ class SqlSource:
     key: tuple[str, ...]
     mode: PullMode = "change_tracking"
     watermark: str | None = None
+    soft_delete_column: str | None = None
+    lookback: float = 300.0
+    columns: tuple[str, ...] = ()
     trigger: bool = True
     leases_table: str | None = None
 
@@ -79,13 +89,16 @@ def check_source(source: SqlSource, catalog: Catalog) -> list[Problem]:
     parts = source.table.split(".")
     if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
         bad(f"table {source.table!r} must be table or schema.table, each an identifier")
-    for col in (*source.key, *([source.watermark] if source.watermark else [])):
+    named = [source.watermark, source.soft_delete_column]
+    for col in (*source.key, *[c for c in named if c], *source.columns):
         if not IDENTIFIER.match(col):
             bad(f"column {col!r} is not an identifier")
     if source.leases_table is not None and not IDENTIFIER.match(source.leases_table):
         bad(f"leases_table {source.leases_table!r} is not an identifier")
     if source.mode == "watermark" and not source.watermark:
         bad("mode watermark needs a watermark column")
+    if source.lookback < 0:
+        bad(f"lookback must be >= 0, got {source.lookback!r}")
     if source.dataset not in catalog.names():
         bad(f"feeds dataset {source.dataset!r}, which is not declared")
         return probs
@@ -94,6 +107,11 @@ def check_source(source: SqlSource, catalog: Catalog) -> list[Problem]:
         bad(f"dataset {ds.name!r} declares no cdc: changes cannot be applied to it")
     if tuple(source.key) != tuple(ds.primary_key):
         bad(f"key {list(source.key)} is not dataset {ds.name!r}'s primary key {list(ds.primary_key)}")
+    if source.watermark and ds.cdc is not None and ds.cdc.sequence_by != source.watermark:
+        bad(
+            f"the watermark {source.watermark!r} orders the pulled changes: declare it as dataset "
+            f"{ds.name!r}'s cdc sequence_by (now {ds.cdc.sequence_by!r})"
+        )
     if not isinstance(ds.format, JsonLines):
         bad(f"dataset {ds.name!r} must read JSON lines: change files are written so")
     probe = f"{source_landing_dir(ds, source)}/probe.jsonl"

@@ -1,0 +1,130 @@
+"""The pyodbc change puller (watermark mode), through Debian's SQLite ODBC driver."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ingestion.changes.puller import ChangeSourceError, PullState, pull, select_sql
+from ingestion.contracts import Catalog
+from ingestion.core.config import Settings
+from ingestion.core.errors import ConfigError
+from ingestion.events import EventHandler, Ledger
+
+PACKAGE = "tests.ingestion.changes.pull_schemas"
+
+
+@pytest.fixture
+def club(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sqlite3.Connection:
+    """The source table in a SQLite file, its ODBC connection string in the app setting."""
+    db = tmp_path / "club.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE members (id TEXT PRIMARY KEY, name TEXT, version INTEGER, is_deleted INTEGER, note TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO members VALUES (?, ?, ?, ?, 'not pulled')",
+        [("M-1", "ann", 1, 0), ("M-2", "bob", 2, 0), ("M-3", "cy", 3, 1)],
+    )
+    monkeypatch.setenv("CLUB_SQL", f"Driver=SQLite3;Database={db}")
+    return conn
+
+
+@pytest.fixture
+def setup(lake):  # noqa: ANN001, ANN201
+    catalog = Catalog.discover(PACKAGE)
+    handler = EventHandler(Ledger(lake), catalog)
+
+    def run():  # noqa: ANN202
+        return pull(
+            lake,
+            catalog,
+            catalog.source("club"),
+            settings=Settings(),
+            record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+        )
+
+    return catalog, run
+
+
+def _file_rows(lake, result) -> list[dict]:  # noqa: ANN001
+    return [
+        json.loads(line)
+        for f in result.files
+        for line in lake.read_bytes(f"landing/{f.path}").decode().splitlines()
+    ]
+
+
+def test_the_query_quotes_identifiers_and_binds_the_watermark(setup):
+    catalog, _ = setup
+    src = catalog.source("club")
+    assert select_sql(src, bounded=True) == (
+        'SELECT "id", "name", "version", "is_deleted" FROM "members" WHERE "version" >= ? ORDER BY "version", "id"'
+    )
+
+
+def test_pulls_land_each_change_once_and_catch_a_late_commit_within_the_lookback(lake, club, setup):
+    _, run = setup
+    first = run()
+    assert (first.rows, first.again, first.full, first.watermark) == (3, 0, True, 3)
+    assert _file_rows(lake, first) == [
+        {"id": "M-1", "name": "ann", "version": 1, "_change_op": "U"},
+        {"id": "M-2", "name": "bob", "version": 2, "_change_op": "U"},
+        {"id": "M-3", "name": "cy", "version": 3, "_change_op": "D"},
+    ]
+    assert [q.path for q in Ledger(lake).queued("members")] == [first.files[0].path]
+    assert first.files[0].path.startswith("members/club/pull-000000000000-")
+
+    # A transaction in flight at the first pull commits with an older version (2), and M-1 changes.
+    club.execute("INSERT INTO members VALUES ('M-4', 'dee', 2, 0, '')")
+    club.execute("UPDATE members SET name = 'ann5', version = 5 WHERE id = 'M-1'")
+    second = run()
+    assert (second.rows, second.again, second.watermark) == (2, 2, 5)  # read v>=1 again: M-2, M-3 seen
+    assert [(r["id"], r["version"]) for r in _file_rows(lake, second)] == [("M-4", 2), ("M-1", 5)]
+
+    third = run()
+    assert (third.rows, third.files, third.watermark) == (0, [], 5)
+    state = PullState.load(lake, "club")
+    assert state.mark == {"type": "int", "value": 5} and state.files == 2
+    assert sorted(map(tuple, state.seen)) == [("M-1", 5), ("M-3", 3)]  # within the lookback of 5
+
+
+def test_the_connection_string_never_leaks_and_a_missing_setting_is_named(lake, setup, monkeypatch):
+    _, run = setup
+    monkeypatch.delenv("CLUB_SQL", raising=False)
+    with pytest.raises(ConfigError, match="app setting 'CLUB_SQL' holding its connection string is not set"):
+        run()
+    monkeypatch.setenv("CLUB_SQL", "Driver=NoSuchDriver;Server=db.example;PWD=hunter2secret")
+    with pytest.raises(ChangeSourceError) as err:
+        run()
+    assert "could not connect" in str(err.value) and "hunter2secret" not in str(err.value)
+    assert err.value.transient and not lake.exists(PullState.path("club"))
+
+
+@pytest.mark.spark
+def test_pulled_changes_reach_silver_as_current_state(spark, lake, club, setup):
+    from chispa import assert_df_equality
+
+    from ingestion import lake as layout
+    from ingestion.bronze.job import ingest
+    from transforms.silver import curate
+
+    catalog, run = setup
+    run()
+    club.execute("UPDATE members SET name = 'bob4', version = 4 WHERE id = 'M-2'")
+    club.execute("UPDATE members SET is_deleted = 1, version = 6 WHERE id = 'M-1'")
+    run()
+    assert ingest(spark, lake, catalog, "members").status == "succeeded"
+    rec = curate(spark, lake, catalog, "members")
+    assert (rec.status, rec.rows_quarantined) == ("succeeded", 0)
+    silver = spark.read.format("delta").load(lake.uri(layout.silver_table("members")))
+    assert_df_equality(
+        silver.select("id", "name", "version", "_change_op").orderBy("id"),
+        spark.createDataFrame(
+            [("M-2", "bob4", 4, "U")], "id string, name string, version long, _change_op string"
+        ),
+        ignore_nullable=True,
+    )
