@@ -128,3 +128,60 @@ def test_pulled_changes_reach_silver_as_current_state(spark, lake, club, setup):
         ),
         ignore_nullable=True,
     )
+
+
+@pytest.mark.postgres
+def test_a_timestamp_watermark_on_postgresql_reads_back_the_lookback_and_ties_break_on_the_key(
+    lake, postgres, monkeypatch
+):
+    import pyodbc
+
+    from ingestion.changes import SqlSource
+
+    conn = pyodbc.connect(postgres.odbc(), autocommit=True)
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS public.members")
+    cur.execute(
+        "CREATE TABLE public.members (id text PRIMARY KEY, name text, version bigint, updated_at timestamp(6))"
+    )
+    cur.execute(
+        "INSERT INTO public.members VALUES ('M-2', 'bob', 1, '2026-12-01 10:00:00.123456'), "
+        "('M-1', 'ann', 1, '2026-12-01 10:00:00.123456'), ('M-3', 'cy', 1, '2026-12-01 09:00:00')"
+    )
+    monkeypatch.setenv("CLUB_PG", postgres.odbc())
+    catalog = Catalog.discover(PACKAGE)
+    source = SqlSource(
+        name="club",
+        dataset="members",
+        connection_setting="CLUB_PG",
+        table="public.members",
+        key=("id",),
+        mode="watermark",
+        watermark="updated_at",
+        lookback=60,
+        trigger=False,
+    )
+    handler = EventHandler(Ledger(lake), catalog)
+
+    def run():  # noqa: ANN202
+        return pull(
+            lake,
+            catalog,
+            source,
+            settings=Settings(),
+            record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+        )
+
+    first = run()
+    assert [(r["id"], r["updated_at"]) for r in _file_rows(lake, first)] == [
+        ("M-3", "2026-12-01 09:00:00.000000"),
+        ("M-1", "2026-12-01 10:00:00.123456"),  # the same time: the key breaks the tie
+        ("M-2", "2026-12-01 10:00:00.123456"),
+    ]
+    # Committed late, 30 s behind the stored watermark: inside the 60 s lookback.
+    cur.execute("INSERT INTO public.members VALUES ('M-4', 'dee', 1, '2026-12-01 09:59:30')")
+    second = run()
+    assert (second.rows, second.again) == (1, 2)
+    assert [r["id"] for r in _file_rows(lake, second)] == ["M-4"]
+    assert PullState.load(lake, "club").mark == {"type": "datetime", "value": "2026-12-01T10:00:00.123456"}
+    conn.close()
