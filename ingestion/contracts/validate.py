@@ -170,8 +170,6 @@ def _check_cdc(ds: Dataset, types: dict[str, str]) -> list[Problem]:
     for col in cdc.track_history_columns:
         if col not in types:
             bad(f"track_history_columns names {col!r}, which is not in the columns")
-    if cdc.mode == "scd2":
-        bad("cdc mode scd2 is not available yet; declare scd1")
     return probs
 
 

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ingestion.core.config import Settings, get_settings
-from ingestion.core.lake import gold_table
+from ingestion.core.lake import gold_table, silver_table
 from ingestion.core.lease import Lease
 from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunLedger, RunRecord
@@ -457,9 +457,13 @@ def _publish(
         return
 
     from ingestion.core.spark.delta import read_version
+    from transforms.silver.scd2 import current_rows
 
     tables = input_tables(catalog, gold)
     frames = {name: read_version(spark, storage.uri(tables[name]), v) for name, v in pins.items()}
+    for name in frames:  # an SCD2 silver serves gold its current rows
+        if tables[name] == silver_table(name) and _keeps_history(catalog, name):
+            frames[name] = current_rows(frames[name])
     out = gold.transform()(spark, frames).cache()  # computed once for checks and write
     try:
         problems = check_contract(gold, out)
@@ -494,3 +498,8 @@ def _publish(
         if outcome.partitions is not None:
             record.details["partitions_replaced"] = outcome.partitions
     log.info("gold %s: version %s (changed=%s)", gold.name, version, outcome.committed)
+
+
+def _keeps_history(catalog: Catalog, name: str) -> bool:
+    cdc = catalog.get(name).cdc if name in catalog.names() else None
+    return cdc is not None and cdc.mode == "scd2"

@@ -105,9 +105,18 @@ def drop_older_than_tombstones(
 
 
 def write_tombstones(
-    spark: SparkSession, storage: Storage, source: DataFrame, dataset: Dataset, *, tag: CommitTag
+    spark: SparkSession,
+    storage: Storage,
+    source: DataFrame,
+    dataset: Dataset,
+    *,
+    tag: CommitTag,
+    per_sequence: bool = False,
 ) -> dict[str, int]:
     """Record the batch's hard deletes as tombstones and remove expired ones, once per range.
+
+    SCD1 keeps one tombstone per key (its newest delete); SCD2 (``per_sequence``) one per key
+    and delete sequence, since every delete bounds an interval of history.
 
     Returns:
         ``{"tombstones": rows written or updated, "tombstones_expired": rows removed}``.
@@ -124,7 +133,11 @@ def write_tombstones(
     if not is_delta(spark, uri):
         deletes.limit(0).write.format("delta").mode("append").save(uri)
     cutoff = time.time() - dataset.cdc.tombstone_days * 86400
-    on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in dataset.primary_key)
+    match = list(dataset.primary_key)
+    if per_sequence:
+        match.append(dataset.cdc.sequence_by)
+        deletes = deletes.dropDuplicates(match)  # a redelivered delete: one tombstone
+    on = " AND ".join(f"t.{quote(k)} <=> s.{quote(k)}" for k in match)
     builder = (
         DeltaTable.forPath(spark, uri)
         .alias("t")

@@ -34,6 +34,7 @@ from transforms.silver.cdc import apply_scd1, tombstone_tag
 from transforms.silver.expectations import ERRORS, Plan
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import Prepared, fail_reasons, prepare
+from transforms.silver.scd2 import apply_scd2
 from transforms.silver.silver import (
     SCHEMA_CHECK,
     append,
@@ -235,7 +236,11 @@ def _write(
 
     if not problems and counts["keepable"] > 0:
         started = time.perf_counter()
-        if dataset.cdc is not None:
+        if dataset.cdc is not None and dataset.cdc.mode == "scd2":
+            version, metrics = apply_scd2(
+                spark, storage, prepared.kept_changes(), dataset, tag=silver_tag(dataset.name, upto)
+            )
+        elif dataset.cdc is not None:
             version, metrics = apply_scd1(
                 spark,
                 storage,
@@ -244,9 +249,6 @@ def _write(
                 tag=silver_tag(dataset.name, upto),
                 tombstone=tombstone_tag(dataset.name, upto),
                 stable_source=prepared.stable,
-            )
-            record.details.update(
-                {k: metrics.pop(k) for k in ("tombstones", "tombstones_expired") if k in metrics}
             )
         else:
             version, metrics = merge(
@@ -258,15 +260,19 @@ def _write(
                 stable_source=prepared.stable,
             )
         prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
+        record.details.update(
+            {k: metrics.pop(k) for k in ("tombstones", "tombstones_expired") if k in metrics}
+        )
         inserted = int(metrics.get("numTargetRowsInserted", 0) or 0)
         updated = int(metrics.get("numTargetRowsUpdated", 0) or 0)
         deleted = int(metrics.get("numTargetRowsDeleted", 0) or 0)
         record.rows_written = inserted + updated + deleted
         record.output_version = version
         record.details.update(inserted=inserted, updated=updated, deleted=deleted)
-        kept = int(metrics.get("numSourceRows", 0) or 0)  # one row per key after dedupe
-        record.details["not_newer"] = kept - inserted - updated - deleted
-        record.details["superseded"] = counts["keepable"] - kept
+        if dataset.cdc is None or dataset.cdc.mode != "scd2":  # SCD2 writes back whole histories
+            kept = int(metrics.get("numSourceRows", 0) or 0)  # one row per key after dedupe
+            record.details["not_newer"] = kept - inserted - updated - deleted
+            record.details["superseded"] = counts["keepable"] - kept
 
     # MERGE first, then the append: each is idempotent by its own (txnAppId, E), so a crash
     # between them is completed by the rerun. (Running them on two threads measured no faster:

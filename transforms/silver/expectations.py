@@ -280,10 +280,24 @@ def _for_changes(plan: Plan, dataset: Dataset) -> None:
 
     from transforms.silver.cdc import bad_operation, is_delete
 
+    assert dataset.cdc is not None
     keys = set(dataset.primary_key)
+    if dataset.cdc.mode == "scd2":
+        keys.add(dataset.cdc.sequence_by)  # a history interval needs its change's sequence
     plan.expectations[:] = [
         e if e.column in keys else replace(e, failed=e.failed & ~is_delete()) for e in plan.expectations
     ]
+    if dataset.cdc.mode == "scd2" and dataset.cdc.sequence_by == lake.CHANGE_SEQ:
+        plan.expectations.append(
+            Expectation(
+                lake.CHANGE_SEQ,
+                RowCheck.NOT_NULLABLE.value,
+                "quarantine",
+                F.col(lake.CHANGE_SEQ).isNull(),
+                F.lit(None).cast("string"),
+                "not_nullable",
+            )
+        )
     plan.expectations.append(
         Expectation(
             lake.CHANGE_OP,

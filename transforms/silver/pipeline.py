@@ -120,6 +120,10 @@ class Prepared:
         """One row per key, the newest kept row: what the MERGE gets (ranked in :func:`prepare`)."""
         return _silver_columns(self.frame.where((F.col(RANK) == 1) & (F.col(SEVERITY) <= KEEP_MAX)))
 
+    def kept_changes(self) -> DataFrame:
+        """Every row bound for silver, superseded ones too: an SCD2 batch's changes."""
+        return _silver_columns(self.frame.where(F.col(SEVERITY) <= KEEP_MAX))
+
     def rows_at(self, action: str) -> DataFrame:
         """The rows whose action is ``action``, with their ``_errors``."""
         return with_errors(self.frame.where(F.col(SEVERITY) == SEVERITY_OF[action]), self.plan)

@@ -30,6 +30,7 @@ from transforms.silver.cdc import apply_scd1, tombstone_tag
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
+from transforms.silver.scd2 import apply_scd2
 from transforms.silver.silver import merge, schema_problems
 from transforms.silver.state import writer_lease
 
@@ -123,7 +124,11 @@ def _run(
             return
         run.check()
         if counts["keepable"] > 0:
-            if dataset.cdc is not None:  # replayed changes are applied as changes
+            if dataset.cdc is not None and dataset.cdc.mode == "scd2":
+                version, metrics = apply_scd2(
+                    spark, storage, prepared.kept_changes(), dataset, tag=replay_tag(dataset.name, qv)
+                )
+            elif dataset.cdc is not None:  # replayed changes are applied as changes
                 version, metrics = apply_scd1(
                     spark,
                     storage,

@@ -246,7 +246,10 @@ def test_validate_holds_one_ordering_concept_and_refuses_what_it_cannot_apply():
     assert problems(cdc={"sequence_by": "nope"}) == [
         "sequence_by column 'nope' is neither a column nor '_change_seq'"
     ]
-    assert problems(cdc={"mode": "scd2"}) == ["cdc mode scd2 is not available yet; declare scd1"]
+    assert problems(cdc={"mode": "scd2", "track_history_columns": ("name",)}) == []
+    assert problems(cdc={"mode": "scd2", "track_history_columns": ("nope",)}) == [
+        "track_history_columns names 'nope', which is not in the columns"
+    ]
     assert problems(cdc={"track_history_columns": ("name",)}) == [
         "track_history_columns applies only to mode scd2"
     ]
