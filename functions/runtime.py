@@ -34,6 +34,7 @@ from ingestion.poison import PoisonBox
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobClient
 
+    from ingestion.changes.puller import PullResult
     from ingestion.changes.trigger import TriggerOutcome
 
 log = logging.getLogger("headwater.functions")
@@ -253,6 +254,19 @@ class LandingRuntime:
             dataset,
             source,
             changes,
+            record=lambda landed: self.handle_file(landed.path, etag=landed.etag, size=landed.size),
+            clock=self.clock,
+        )
+
+    def pull_source(self, source_name: str) -> PullResult:
+        """One pull of ``source_name`` (watermark mode); each landed file is recorded and batched."""
+        from ingestion.changes.puller import pull
+
+        return pull(
+            self.storage,
+            self.catalog,
+            self.catalog.source(source_name),
+            settings=self.settings,
             record=lambda landed: self.handle_file(landed.path, etag=landed.etag, size=landed.size),
             clock=self.clock,
         )

@@ -43,6 +43,8 @@ class SqlSource:
             later with an older watermark. What it pulls again is not landed twice.
         columns: the columns to pull (identifiers); empty pulls every column of the table.
         trigger: also register a Functions SQL trigger for the table (Azure SQL / SQL Server).
+        pull_schedule: the NCRONTAB schedule of the puller's timer Function (watermark mode;
+            it keeps running beside the trigger as the reconcile); None registers no timer.
         leases_table: the SQL trigger's leases table; fixed here, so renaming the function or
             the site keeps the trigger's state. Default ``headwater_leases_<name>``.
     """
@@ -58,6 +60,7 @@ class SqlSource:
     lookback: float = 300.0
     columns: tuple[str, ...] = ()
     trigger: bool = True
+    pull_schedule: str | None = "0 */5 * * * *"
     leases_table: str | None = None
 
     @property

@@ -206,3 +206,47 @@ def test_trigger_batches_reach_silver_as_current_state(spark, lake, sql_catalog)
         ),
         ignore_nullable=True,
     )
+
+
+def test_a_watermark_source_gets_a_pull_timer_and_no_trigger():
+    env = {**os.environ, "HEADWATER_SCHEMAS_PACKAGE": "tests.ingestion.changes.pull_schemas"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "sql_changes_club" not in out
+    assert out["sql_pull_club"] == [
+        {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "0 */5 * * * *",
+            "runOnStartup": False,
+            "useMonitor": True,
+        }
+    ]
+
+
+def test_the_runtime_pulls_a_source_and_queues_its_change_file(tmp_path, monkeypatch, submitter):
+    import sqlite3
+
+    from functions.runtime import LandingRuntime
+    from ingestion.core.config import LakeSettings, Settings
+    from ingestion.core.storage import LocalStorage
+
+    db = tmp_path / "club.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE members (id TEXT PRIMARY KEY, name TEXT, version INTEGER, is_deleted INTEGER)")
+    conn.executemany("INSERT INTO members VALUES (?, ?, ?, 0)", [("M-1", "ann", 1), ("M-2", "bob", 2)])
+    monkeypatch.setenv("CLUB_SQL", f"Driver=SQLite3;Database={db}")
+    lake = LocalStorage(tmp_path / "lake")
+    catalog = Catalog.discover("tests.ingestion.changes.pull_schemas")
+    rt = LandingRuntime(
+        Settings(lake=LakeSettings(root=tmp_path / "lake")), lake, catalog=catalog, submitter=submitter
+    )
+    result = rt.pull_source("club")
+    assert (result.rows, result.watermark) == (2, 2)
+    assert [q.path for q in Ledger(lake).queued("members")] == [result.files[0].path]
+    assert rt.pull_source("club").rows == 0  # nothing new: no file, nothing queued twice
+    assert len(Ledger(lake).queued("members")) == 1
