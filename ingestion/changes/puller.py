@@ -145,6 +145,7 @@ class PullState:
     mark: dict[str, Any] | None = None
     seen: list[list[Any]] = field(default_factory=list)  # [key..., json watermark] within lookback
     files: int = 0
+    since_snapshot: int = -1  # pulls since the last key snapshot (-1: none yet)
 
     @staticmethod
     def path(source: str) -> str:
@@ -155,10 +156,20 @@ class PullState:
         if not storage.exists(cls.path(source)):
             return cls()
         data = json.loads(storage.read_bytes(cls.path(source)))
-        return cls(mark=data.get("mark"), seen=list(data.get("seen", [])), files=int(data.get("files", 0)))
+        return cls(
+            mark=data.get("mark"),
+            seen=list(data.get("seen", [])),
+            files=int(data.get("files", 0)),
+            since_snapshot=int(data.get("since_snapshot", -1)),
+        )
 
     def save(self, storage: Storage, source: str) -> None:
-        body = {"mark": self.mark, "seen": self.seen, "files": self.files}
+        body = {
+            "mark": self.mark,
+            "seen": self.seen,
+            "files": self.files,
+            "since_snapshot": self.since_snapshot,
+        }
         storage.write_bytes(self.path(source), json.dumps(body, sort_keys=True).encode())
 
 
@@ -172,6 +183,8 @@ class PullResult:
     files: list[LandedChanges] = field(default_factory=list)
     watermark: Any = None
     full: bool = False  # no stored watermark: the whole table was read
+    snapshot: bool = False  # the keys were compared with the table's
+    vanished: int = 0  # keys gone from the table, landed as deletes
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -181,7 +194,33 @@ class PullResult:
             "files": [f.path for f in self.files],
             "watermark": _json_value(self.watermark),
             "full": self.full,
+            "snapshot": self.snapshot,
+            "vanished": self.vanished,
         }
+
+
+def _keys_path(source: str) -> str:
+    return f"system/changes/{source}/keys.json.gz"
+
+
+def _load_keys(storage: Storage, source: str) -> set[str]:
+    import gzip
+
+    path = _keys_path(source)
+    if not storage.exists(path):
+        return set()
+    return set(json.loads(gzip.decompress(storage.read_bytes(path))))
+
+
+def _save_keys(storage: Storage, source: str, keys: set[str]) -> None:
+    import gzip
+
+    storage.write_bytes(_keys_path(source), gzip.compress(json.dumps(sorted(keys)).encode()))
+
+
+def keys_sql(source: SqlSource) -> str:
+    """The key snapshot's SELECT."""
+    return f"SELECT {', '.join(quote_identifier(k) for k in source.key)} FROM {quote_table(source.table)}"
 
 
 def _connect(settings: Settings, source: SqlSource) -> Any:
@@ -221,6 +260,14 @@ def select_sql(source: SqlSource, *, bounded: bool) -> str:
     return f"SELECT {cols} FROM {quote_table(source.table)}{where} ORDER BY {order}"
 
 
+def _iter_tuples(cursor: Any) -> Iterator[Sequence[Any]]:
+    while True:
+        chunk = cursor.fetchmany(FETCH)
+        if not chunk:
+            return
+        yield from chunk
+
+
 def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     while True:
@@ -240,6 +287,7 @@ def pull(
     record: Callable[[LandedChanges], Any],
     connect: Callable[[Settings, SqlSource], Any] = _connect,
     clock: Callable[[], float] = time.time,
+    snapshot: bool | None = None,
 ) -> PullResult:
     """Pull the source's changes since its watermark and land them as change files.
 
@@ -252,6 +300,8 @@ def pull(
         record: records each landed file in the ledger (``EventHandler.file_landed``).
         connect: opens the DBAPI connection (pyodbc by default).
         clock: seconds since the epoch.
+        snapshot: with ``snapshot_deletes``, compare the keys now (True), not (False), or when
+            due (None: the first pull, then every ``snapshot_every``).
 
     Returns:
         What was pulled.
@@ -269,6 +319,8 @@ def pull(
     result = PullResult(source.name, watermark=mark, full=mark is None)
     conn = connect(settings, source)
     batch: list[dict[str, Any]] = []
+    batch_keys: list[tuple[str, bool]] = []  # (key, deleted) of every change pulled
+    keys_after: set[str] | None = None
     try:
         cursor = conn.cursor()
         if mark is None:
@@ -287,11 +339,35 @@ def pull(
             deleted = bool(row.get(source.soft_delete_column)) if source.soft_delete_column else False
             out[lake.CHANGE_OP] = "D" if deleted else "U"
             batch.append(out)
+            batch_keys.append((json.dumps(json.loads(ident)[:-1]), deleted))
             result.rows += 1
             result.watermark = wm if result.watermark is None or wm > result.watermark else result.watermark
             if len(batch) >= ROWS_PER_FILE:
                 _land(storage, dataset, source, batch, state, result, record)
                 batch = []
+        if source.snapshot_deletes:
+            live = _load_keys(storage, source.name)
+            for key, gone_now in batch_keys:
+                if gone_now:
+                    live.discard(key)
+                else:
+                    live.add(key)
+            due = state.since_snapshot < 0 or state.since_snapshot + 1 >= source.snapshot_every
+            if due if snapshot is None else snapshot:
+                cursor.execute(keys_sql(source))
+                table_keys = {
+                    json.dumps([_json_value(v) for v in r], default=str) for r in _iter_tuples(cursor)
+                }
+                for gone in sorted(live - table_keys):
+                    delete = dict(zip(source.key, json.loads(gone), strict=True))
+                    # No watermark of its own: the newest seen orders it after the key's last change.
+                    delete[source.watermark] = _json_value(result.watermark)
+                    delete[lake.CHANGE_OP] = "D"
+                    batch.append(delete)
+                    result.vanished += 1
+                live = table_keys
+                result.snapshot = True
+            keys_after = live
         conn.rollback()  # read only: end the transaction
     except HeadwaterError:
         raise
@@ -312,6 +388,9 @@ def pull(
         low = _behind(result.watermark, source.lookback)
         state.seen = [s for s in (json.loads(x) for x in seen) if _still_recent(s, low)]
         state.mark = _encode_mark(result.watermark)
+    if keys_after is not None:
+        _save_keys(storage, source.name, keys_after)
+        state.since_snapshot = 0 if result.snapshot else state.since_snapshot + 1
     state.save(storage, source.name)  # only now: every file is landed
     log.info(
         "pull %s: %d changes in %d file(s), %d already landed",

@@ -41,6 +41,10 @@ class SqlSource:
         lookback: how far behind the stored watermark each pull reads again (seconds for a time
             watermark, units for a number): a transaction in flight at the last pull commits
             later with an older watermark. What it pulls again is not landed twice.
+        snapshot_deletes: deletes come from a periodic snapshot diff of the keys (watermark
+            mode, for tables that delete rows outright): keys gone from the table since the
+            last snapshot are landed as deletes.
+        snapshot_every: take the key snapshot every this many pulls (and on the first).
         columns: the columns to pull (identifiers); empty pulls every column of the table.
         trigger: also register a Functions SQL trigger for the table (Azure SQL / SQL Server).
         pull_schedule: the NCRONTAB schedule of the puller's timer Function (watermark mode;
@@ -58,6 +62,8 @@ class SqlSource:
     watermark: str | None = None
     soft_delete_column: str | None = None
     lookback: float = 300.0
+    snapshot_deletes: bool = False
+    snapshot_every: int = 12
     columns: tuple[str, ...] = ()
     trigger: bool = True
     pull_schedule: str | None = "0 */5 * * * *"

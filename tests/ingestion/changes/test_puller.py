@@ -185,3 +185,35 @@ def test_a_timestamp_watermark_on_postgresql_reads_back_the_lookback_and_ties_br
     assert [r["id"] for r in _file_rows(lake, second)] == ["M-4"]
     assert PullState.load(lake, "club").mark == {"type": "datetime", "value": "2026-12-01T10:00:00.123456"}
     conn.close()
+
+
+def test_keys_gone_from_the_table_are_landed_as_deletes_by_the_snapshot_diff(lake, club, setup):
+    from dataclasses import replace
+
+    catalog, _ = setup
+    handler = EventHandler(Ledger(lake), catalog)
+    source = replace(catalog.source("club"), soft_delete_column=None, snapshot_deletes=True, snapshot_every=3)
+
+    def run(snapshot=None):  # noqa: ANN001, ANN202
+        return pull(
+            lake,
+            catalog,
+            source,
+            settings=Settings(),
+            record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+            snapshot=snapshot,
+        )
+
+    first = run()  # the first pull takes the first snapshot: nothing vanished yet
+    assert (first.rows, first.snapshot, first.vanished) == (3, True, 0)
+    club.execute("DELETE FROM members WHERE id = 'M-2'")  # a hard delete: no watermark moves
+    club.execute("UPDATE members SET version = 5 WHERE id = 'M-1'")
+    second = run()  # not due (1 of 3): the delete waits, the update lands
+    assert (second.rows, second.snapshot, second.vanished) == (1, False, 0)
+    third = run(snapshot=True)
+    assert (third.rows, third.snapshot, third.vanished) == (0, True, 1)
+    # The delete carries the newest watermark seen, so it orders after the key's last change.
+    assert [
+        json.loads(x) for x in lake.read_bytes(f"landing/{third.files[0].path}").decode().splitlines()
+    ] == [{"id": "M-2", "version": 5, "_change_op": "D"}]
+    assert run(snapshot=True).vanished == 0  # landed once
