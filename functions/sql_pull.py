@@ -1,4 +1,4 @@
-"""The change puller's timer: one function per watermark-mode ``SqlSource`` with a schedule.
+"""The change puller's timer: one function per ``SqlSource`` with a ``pull_schedule``.
 
 It runs beside the SQL trigger as the reconcile, so no change depends on the trigger alone
 (``ingestion.changes.puller``). A failed pull stores nothing; the next tick reads the same rows.
@@ -36,5 +36,5 @@ def register(blueprint: func.Blueprint, source: SqlSource) -> None:
 
 
 for _source in Catalog.discover().sources():
-    if _source.mode == "watermark" and _source.pull_schedule:
+    if _source.pull_schedule and (_source.mode == "change_tracking" or _source.watermark):
         register(bp, _source)

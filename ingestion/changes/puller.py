@@ -294,7 +294,7 @@ def pull(
     Args:
         storage: the lake.
         catalog: the datasets and sources.
-        source: a watermark-mode source.
+        source: the source (``change_tracking`` goes to :func:`ingestion.changes.tracking.pull_tracked`).
         settings: headwater settings (the connection string comes from the app setting the
             source names).
         record: records each landed file in the ledger (``EventHandler.file_landed``).
@@ -310,8 +310,12 @@ def pull(
         ConfigError: the source is not in watermark mode, or its setting is missing.
         ChangeSourceError: the database failed (transient: the next pull reads the same rows).
     """
-    if source.mode != "watermark" or not source.watermark:
-        raise ConfigError(f"source {source.name!r}: pull needs mode='watermark' and a watermark column")
+    if source.mode == "change_tracking":
+        from ingestion.changes.tracking import pull_tracked
+
+        return pull_tracked(storage, catalog, source, settings=settings, record=record, connect=connect)
+    if not source.watermark:
+        raise ConfigError(f"source {source.name!r}: mode watermark needs a watermark column")
     dataset = catalog.get(source.dataset)
     state = PullState.load(storage, source.name)
     mark = _decode_mark(state.mark) if state.mark else None
