@@ -19,6 +19,7 @@ import json
 import logging
 
 import azure.functions as func
+from azure.functions.decorators.function_app import FunctionBuilder
 
 from functions.runtime import get_runtime
 from ingestion.changes.sources import SqlSource
@@ -29,8 +30,8 @@ log = logging.getLogger("headwater.functions.sql")
 bp = func.Blueprint()
 
 
-def register(blueprint: func.Blueprint, source: SqlSource) -> None:
-    """Add ``source``'s SQL trigger function to ``blueprint``."""
+def register(blueprint: func.Blueprint, source: SqlSource) -> FunctionBuilder:
+    """Add ``source``'s SQL trigger function to ``blueprint``; return it (callable as the host calls it)."""
 
     @blueprint.function_name(source.function_name)
     @blueprint.sql_trigger(
@@ -46,6 +47,8 @@ def register(blueprint: func.Blueprint, source: SqlSource) -> None:
         if out.landed is not None:
             summary["path"] = out.landed.path
         log.log(level, "sql changes %s", json.dumps(summary))
+
+    return sql_changes
 
 
 for _source in Catalog.discover().sources():

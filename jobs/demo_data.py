@@ -114,3 +114,28 @@ def orders(batch: int) -> dict[str, bytes]:
 def batch_files(batch: int) -> dict[str, bytes]:
     """Landing-relative path -> bytes for demo batch 1 or 2."""
     return {**customers(batch), **orders(batch)}
+
+
+# The demo's SQL source (schemas/members.py): a members table changed in two steps. Step 2
+# changes M-001 twice between pulls (a watermark pull sees its net state, v3), renames M-002
+# (tier unchanged: tracked columns are only the tier, so the row is updated in place), moves
+# M-004 to another tier (a new history row), and deletes M-003 outright (the key snapshot finds it).
+SQL_TABLE = (
+    "CREATE TABLE members (member_id TEXT PRIMARY KEY, name TEXT, tier TEXT, version INTEGER NOT NULL)"
+)
+SQL_STEPS: dict[int, list[str]] = {
+    1: [
+        "INSERT INTO members VALUES ('M-001', 'Ada', 'basic', 1)",
+        "INSERT INTO members VALUES ('M-002', 'Bo', 'basic', 1)",
+        "INSERT INTO members VALUES ('M-003', 'Cy', 'plus', 1)",
+        "INSERT INTO members VALUES ('M-004', 'Di', 'basic', 1)",
+        "INSERT INTO members VALUES ('M-005', 'Ed', 'platinum', 1)",  # not a tier: quarantined
+    ],
+    2: [
+        "UPDATE members SET tier = 'plus', version = 2 WHERE member_id = 'M-001'",
+        "UPDATE members SET tier = 'gold', version = 3 WHERE member_id = 'M-001'",
+        "UPDATE members SET name = 'Bob', version = 2 WHERE member_id = 'M-002'",
+        "UPDATE members SET tier = 'plus', version = 2 WHERE member_id = 'M-004'",
+        "DELETE FROM members WHERE member_id = 'M-003'",
+    ],
+}

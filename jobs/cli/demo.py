@@ -43,16 +43,25 @@ def _stage(label: str, fn: Any) -> Any:
 
 
 def _batch(ctx: Context, batch: int, settings: Any) -> list[Any]:
-    """Land one batch, then ingest, curate, publish and register every dataset."""
+    """Land one batch, then ingest, curate, publish and register every dataset it feeds."""
+    events = _land_batch(ctx, batch)
+    queued = sum(e.outcome == "queued" for e in events)
+    console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
+    return _stages(ctx, _fed(events), settings)
+
+
+def _fed(events: list[Any]) -> list[str]:
+    """The datasets a batch's files went to."""
+    return sorted({e.dataset for e in events if e.dataset})
+
+
+def _stages(ctx: Context, names: list[str], settings: Any) -> list[Any]:
+    """Ingest, curate, publish and register ``names`` in this process."""
     from ingestion.bronze.job import ingest
     from transforms.assets import register
     from transforms.gold import publish
     from transforms.silver import curate
 
-    events = _land_batch(ctx, batch)
-    queued = sum(e.outcome == "queued" for e in events)
-    console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
-    names = ctx.catalog.names()
     for name in names:
         r = _stage(
             f"ingest {name}",
@@ -146,6 +155,18 @@ def _summary(ctx: Context) -> None:
             ]
         )
     console.print(table("rows per zone", ["dataset", "bronze", "silver", "quarantine", "gold"], rows))
+    history = []
+    for name in ctx.catalog.names():
+        cdc = ctx.catalog.get(name).cdc
+        if cdc is not None and cdc.mode == "scd2" and _count(ctx, silver_table(name)) is not None:
+            from transforms.silver.scd2 import current_rows
+
+            rows_all = ctx.spark.read.format("delta").load(ctx.storage.uri(silver_table(name)))
+            history.append([name, current_rows(rows_all).count(), rows_all.count()])
+    if history:
+        console.print(
+            table("row changes with history (SCD2)", ["dataset", "current rows", "history rows"], history)
+        )
     reasons = [r for name in ctx.catalog.names() for r in counts_by_reason(ctx.spark, ctx.storage, name)]
     console.print(
         table(
@@ -194,12 +215,12 @@ def cluster_batches(ctx: Context, settings: Any) -> list[dict[str, Any]]:
 
     settings = settings.model_copy(deep=True)
     settings.submit.conf.setdefault("spark.cores.max", "1")
-    names = ctx.catalog.names()
     results: list[dict[str, Any]] = []
     for batch in (1, 2):
         events = _land_batch(ctx, batch)
         queued = sum(e.outcome == "queued" for e in events)
         console.rule(f"batch {batch}: {len(events)} files landed, {queued} new to the ledger", align="left")
+        names = _fed(events)
         with ThreadPoolExecutor(len(names)) as pool:
             runs = [pool.submit(SparkSubmitSubmitter(settings).submit, name) for name in names]
             with console.status(f"spark-submit pipeline runs: {', '.join(names)}"):
@@ -213,6 +234,80 @@ def cluster_batches(ctx: Context, settings: Any) -> list[dict[str, Any]]:
             )
         results.extend(outs)
     return results
+
+
+def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
+    """The demo's SQL source: each step's changes in SQLite, one pull, then a pipeline run.
+
+    ``schemas/members.py`` declares the source (watermark mode, key snapshot for deletes) and
+    its SCD2 dataset. The database is a SQLite file beside the lake, read through Debian's
+    SQLite ODBC driver exactly as a production database is read through its own.
+
+    Args:
+        ctx: the demo's context.
+        settings: the jobs' settings.
+        submit: spark-submit settings to run the pipelines on a cluster; None: in this process.
+
+    Returns:
+        The pull results.
+    """
+    import os
+    import sqlite3
+
+    from ingestion.changes.puller import pull
+    from ingestion.events import EventHandler, Ledger
+    from jobs.demo_data import SQL_STEPS, SQL_TABLE
+
+    sources = [s for s in ctx.catalog.sources() if s.connection_setting == DEMO_SQL_SETTING]
+    if not sources:
+        return []
+    root = Path(ctx.settings.lake.root)
+    db = root.parent / f"{root.name}-sources" / "members.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    # A local file, not a secret: the demo's "app setting" for the source's connection string.
+    os.environ[DEMO_SQL_SETTING] = f"Driver=SQLite3;Database={db}"
+    done = db.parent / "steps-applied"
+    applied = int(done.read_text()) if done.exists() else 0
+    handler = EventHandler(Ledger(ctx.storage), ctx.catalog)
+    results = []
+    for step, statements in SQL_STEPS.items():
+        if step > applied:  # a rerun of the demo changes the table no further
+            with sqlite3.connect(db, isolation_level=None) as conn:
+                if step == 1:
+                    conn.execute(SQL_TABLE)
+                for sql in statements:
+                    conn.execute(sql)
+            done.write_text(str(step))
+        for source in sources:
+            out = pull(
+                ctx.storage,
+                ctx.catalog,
+                source,
+                settings=settings,
+                record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+            )
+            results.append(out)
+            console.rule(
+                f"SQL changes {step}: {out.rows} pulled from {source.table} ({source.name})"
+                + (f", {out.vanished} deleted" if out.vanished else ""),
+                align="left",
+            )
+            if submit is None:
+                _stages(ctx, [source.dataset], settings)
+            else:
+                from ingestion.submit import SparkSubmitSubmitter
+
+                res = SparkSubmitSubmitter(submit).submit(source.dataset)
+                outcomes = res.get("outcomes") or {}
+                console.print(
+                    f"  pipeline {source.dataset}: {res.get('status')} ("
+                    + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+                    + ")"
+                )
+    return results
+
+
+DEMO_SQL_SETTING = "HEADWATER_DEMO_SQL"
 
 
 def _cluster_demo(ctx: Context, lake: Path) -> None:
@@ -242,7 +337,9 @@ def _cluster_demo(ctx: Context, lake: Path) -> None:
     )
     try:
         console.print(f"  cluster {cluster.url} (UI {cluster.ui}); jobs from {python.parent.parent}")
-        cluster_batches(ctx, submit_settings(cluster, python, jars, lake, base=ctx.settings))
+        submit = submit_settings(cluster, python, jars, lake, base=ctx.settings)
+        cluster_batches(ctx, submit)
+        sql_stream(ctx, ctx.settings, submit=submit)
     finally:
         cluster.stop()
 
@@ -260,6 +357,7 @@ def demo_cmd(
 
     if fresh and lake.exists():
         shutil.rmtree(lake)
+        shutil.rmtree(lake.parent / f"{lake.name}-sources", ignore_errors=True)
     settings = Settings(lake=LakeSettings(kind="local", root=lake))
     ctx = Context(settings=settings)
     started = time.time()
@@ -273,6 +371,7 @@ def demo_cmd(
             _cluster_demo(ctx, lake)
         else:
             last = local_batches(ctx, settings)
+            sql_stream(ctx, settings)
         _summary(ctx)
         report = next((r.report_uri for r in last if r.report_uri), None)
         if report is None:  # a rerun registers nothing new: show the latest report

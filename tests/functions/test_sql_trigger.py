@@ -250,3 +250,39 @@ def test_the_runtime_pulls_a_source_and_queues_its_change_file(tmp_path, monkeyp
     assert [q.path for q in Ledger(lake).queued("members")] == [result.files[0].path]
     assert rt.pull_source("club").rows == 0  # nothing new: no file, nothing queued twice
     assert len(Ledger(lake).queued("members")) == 1
+
+
+def test_the_function_as_the_host_calls_it_persists_the_batch_before_returning(
+    tmp_path, sql_catalog, submitter
+):
+    import azure.functions as func
+
+    from functions.runtime import LandingRuntime, set_runtime
+    from functions.sql_trigger import register
+    from ingestion.core.config import LakeSettings, Settings
+    from ingestion.core.storage import LocalStorage
+
+    fn = register(func.Blueprint(), sql_catalog.source("crm"))
+    lake = LocalStorage(tmp_path / "lake")
+    set_runtime(
+        LandingRuntime(
+            Settings(lake=LakeSettings(root=tmp_path / "lake")),
+            lake,
+            catalog=sql_catalog,
+            submitter=submitter,
+        )
+    )
+    try:
+        # Collapsed changes: A-1 changed three times between polls arrives once, in its last state.
+        assert fn(PAYLOAD) is None
+        assert fn("not json at all") is None  # kept in quarantine, never raised
+    finally:
+        set_runtime(None)
+    (queued,) = Ledger(lake).queued("accounts")
+    assert [
+        json.loads(x) for x in lake.read_bytes(f"landing/{queued.path}").decode().splitlines()
+    ] == trigger_rows(PAYLOAD, source="crm")
+    (kept,) = [
+        o.path for o in lake.list("quarantine/accounts/files/crm") if not o.path.endswith(".reason.json")
+    ]
+    assert lake.read_bytes(kept) == b"not json at all"

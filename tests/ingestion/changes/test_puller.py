@@ -217,3 +217,37 @@ def test_keys_gone_from_the_table_are_landed_as_deletes_by_the_snapshot_diff(lak
         json.loads(x) for x in lake.read_bytes(f"landing/{third.files[0].path}").decode().splitlines()
     ] == [{"id": "M-2", "version": 5, "_change_op": "D"}]
     assert run(snapshot=True).vanished == 0  # landed once
+
+
+def test_a_crash_before_the_watermark_is_stored_lands_nothing_twice(lake, club, setup, monkeypatch):
+    _, run = setup
+    real = PullState.save
+
+    def crash(self, storage, source):  # noqa: ANN001, ANN202
+        raise OSError("killed after landing, before storing the watermark")
+
+    monkeypatch.setattr(PullState, "save", crash)
+    with pytest.raises(OSError, match="killed after landing"):
+        run()
+    monkeypatch.setattr(PullState, "save", real)
+    again = run()  # the same rows again: the same file name, kept once
+    assert (again.rows, len(again.files), again.files[0].already) == (3, 1, True)
+    assert len(Ledger(lake).queued("members")) == 1 and len(list(lake.list("landing/members"))) == 1
+
+
+def test_the_connection_string_is_in_no_log_line_and_no_lake_file(
+    lake, club, setup, caplog, monkeypatch, tmp_path
+):
+    import logging
+
+    _, run = setup
+    secret = "Pwd-s3cr3t-value"
+    monkeypatch.setenv("CLUB_SQL", f"Driver=SQLite3;Database={tmp_path / 'club.db'};PWD={secret}")
+    with caplog.at_level(logging.DEBUG):
+        assert run().rows == 3
+        monkeypatch.setenv("CLUB_SQL", f"Driver=NoSuchDriver;PWD={secret}")
+        with pytest.raises(ChangeSourceError):
+            run()
+    assert caplog.records and not any(secret in r.getMessage() for r in caplog.records)
+    files = [p for p in lake.root.rglob("*") if p.is_file()]
+    assert files and not any(secret.encode() in p.read_bytes() for p in files)

@@ -190,3 +190,32 @@ def test_a_missing_prerequisite_is_named_and_nothing_is_stored(lake, members, fl
         run(server)
     assert err.value.missing == missing and "source 'club'" in str(err.value)
     assert not lake.exists(PullState.path("club")) and list(lake.list("landing")) == []
+
+
+def test_every_statement_sent_parses_as_t_sql(lake, members):
+    import sqlglot
+    from sqlglot import exp
+
+    _, run = members
+    server = FakeSqlServer(rows={"M-1": ("ann", 1)})
+    run(server)
+    server.changes, server.current = [(11, "U", "M-1")], 11
+    run(server)
+    # The isolation statement is a fixed text (sqlglot does not parse SET TRANSACTION options).
+    sent = sorted(
+        {s for s, _ in server.sent if s not in ("COMMIT", "SET TRANSACTION ISOLATION LEVEL SNAPSHOT")}
+    )
+    assert CHANGES in sent and RELOAD in sent
+
+    def parse(sql: str) -> exp.Expression:
+        # sqlglot's T-SQL grammar lacks the CHANGES keyword of CHANGETABLE(CHANGES t, v): it is
+        # checked as text, and the rest of the statement parsed.
+        return sqlglot.parse_one(sql.replace("CHANGETABLE(CHANGES ", "CHANGETABLE("), read="tsql")
+
+    for sql in sent:
+        assert parse(sql) is not None, sql  # raises on a malformed statement
+    assert "FROM CHANGETABLE(CHANGES [dbo].[members], ?) AS ct" in CHANGES
+    changes = parse(CHANGES)
+    assert [t.name for t in changes.find_all(exp.Table) if t.name] == ["members"]  # the joined table
+    with pytest.raises(sqlglot.errors.ParseError):
+        parse("SELECT ct.[id] FROM CHANGETABLE(CHANGES [dbo].[members], ?) AS ct LEFT JOIN")

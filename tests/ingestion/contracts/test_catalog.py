@@ -35,7 +35,7 @@ def broken_columns():
 
 def test_discover_finds_the_example_datasets_and_routes():
     cat = Catalog.discover()
-    assert cat.names() == ["customers", "orders"]
+    assert cat.names() == ["customers", "members", "orders"]
     ds, rel = cat.route("landing/orders/2026/11/export.csv.gz")
     assert (ds.name, rel) == ("orders", "orders/2026/11/export.csv.gz")
     assert cat.route("customers/crm.jsonl")[0].name == "customers"
