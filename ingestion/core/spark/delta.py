@@ -24,6 +24,19 @@ def table_version(spark: SparkSession, uri: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def head_version(spark: SparkSession, uri: str) -> int:
+    """The latest committed version of a table known to exist (one log look, no existence probe).
+
+    Raises:
+        AnalysisException: there is no Delta table at ``uri``.
+    """
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
+    assert row is not None
+    return int(row[0])
+
+
 def read_version(spark: SparkSession, uri: str, version: int | None = None) -> DataFrame:
     reader = spark.read.format("delta")
     if version is not None:
