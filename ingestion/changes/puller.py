@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -250,6 +251,31 @@ def _scrub(err: BaseException, secret: str) -> str:
     return text[:500]
 
 
+@contextmanager
+def opened(
+    settings: Settings, source: SqlSource, connect: Callable[[Settings, SqlSource], Any]
+) -> Iterator[Any]:
+    """The source's connection, closed afterwards; a driver error becomes :class:`ChangeSourceError`.
+
+    Transient: nothing was stored, so the next pull reads the same rows.
+    """
+    conn = connect(settings, source)
+    try:
+        yield conn
+    except HeadwaterError:
+        raise
+    except Exception as err:
+        import pyodbc
+
+        if isinstance(err, pyodbc.Error):
+            raise ChangeSourceError(
+                source.name, f"the pull failed: {type(err).__name__} {err.args[:1]}"
+            ) from None
+        raise
+    finally:
+        conn.close()
+
+
 def select_sql(source: SqlSource, *, bounded: bool) -> str:
     """The pull's SELECT; ``bounded``: from a watermark (``?``) on."""
     assert source.watermark
@@ -321,11 +347,10 @@ def pull(
     mark = _decode_mark(state.mark) if state.mark else None
     seen = {json.dumps(s) for s in state.seen}
     result = PullResult(source.name, watermark=mark, full=mark is None)
-    conn = connect(settings, source)
     batch: list[dict[str, Any]] = []
     batch_keys: list[tuple[str, bool]] = []  # (key, deleted) of every change pulled
     keys_after: set[str] | None = None
-    try:
+    with opened(settings, source, connect) as conn:
         cursor = conn.cursor()
         if mark is None:
             cursor.execute(select_sql(source, bounded=False))
@@ -373,18 +398,6 @@ def pull(
                 result.snapshot = True
             keys_after = live
         conn.rollback()  # read only: end the transaction
-    except HeadwaterError:
-        raise
-    except Exception as err:  # noqa: BLE001 - a driver error: transient, nothing stored
-        import pyodbc
-
-        if isinstance(err, pyodbc.Error):
-            raise ChangeSourceError(
-                source.name, f"the pull failed: {type(err).__name__} {err.args[:1]}"
-            ) from None
-        raise
-    finally:
-        conn.close()
     if batch:
         _land(storage, dataset, source, batch, state, result, record)
     if result.watermark is not None:
@@ -426,9 +439,15 @@ def _land(
     state: PullState,
     result: PullResult,
     record: Callable[[LandedChanges], Any],
+    *,
+    kind: str = "pull",
+    span: str = "",
 ) -> None:
+    """Land ``rows`` as the next change file (``<kind>-<n>[-<span>]-<hash>.jsonl``) and record it."""
     data, _ = encode_rows(rows)
-    name = f"pull-{state.files:012d}-{hashlib.sha256(data).hexdigest()[:12]}.jsonl"
+    name = (
+        f"{kind}-{state.files:012d}{'-' + span if span else ''}-{hashlib.sha256(data).hexdigest()[:12]}.jsonl"
+    )
     landed = land_changes(storage, dataset, source, rows, name=name)
     state.files += 1
     result.files.append(landed)

@@ -21,26 +21,26 @@ are landed. Identifiers are validated and bracket-quoted; values are bound param
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ingestion.changes.landing import LandedChanges, encode_rows, land_changes
+from ingestion.changes.landing import LandedChanges
 from ingestion.changes.puller import (
-    ChangeSourceError,
     PullResult,
     PullState,
     _connect,
     _iter_tuples,
     _json_value,
+    _land,
     _load_keys,
     _save_keys,
+    opened,
 )
 from ingestion.changes.sources import IDENTIFIER
 from ingestion.core import lake
-from ingestion.core.errors import ConfigError, HeadwaterError
+from ingestion.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ingestion.changes.sources import SqlSource
@@ -164,8 +164,7 @@ def pull_tracked(
     last = int(state.mark["value"]) if state.mark else None
     result = PullResult(source.name)
     rows: list[dict[str, Any]] = []
-    conn = connect(settings, source)
-    try:
+    with opened(settings, source, connect) as conn:
         cursor = conn.cursor()
         check_prerequisites(cursor, source)
         conn.commit()
@@ -210,30 +209,20 @@ def pull_tracked(
                     known.add(key)
                 rows.append({**item, lake.CHANGE_OP: op, lake.CHANGE_SEQ: seq})
         conn.commit()
-    except HeadwaterError:
-        raise
-    except Exception as err:
-        import pyodbc
-
-        if isinstance(err, pyodbc.Error):
-            raise ChangeSourceError(
-                source.name, f"the pull failed: {type(err).__name__} {err.args[:1]}"
-            ) from None
-        raise
-    finally:
-        conn.close()
     kind = "reload" if result.full else "ct"
+    span = f"{last if last is not None else 0}-{current}"
     for start in range(0, len(rows), ROWS_PER_FILE):
-        chunk = rows[start : start + ROWS_PER_FILE]
-        data, _ = encode_rows(chunk)
-        name = f"{kind}-{state.files:012d}-{last if last is not None else 0}-{current}-{hashlib.sha256(data).hexdigest()[:12]}.jsonl"
-        landed = land_changes(storage, dataset, source, chunk, name=name)
-        state.files += 1
-        result.files.append(landed)
-        try:
-            record(landed)
-        except Exception:  # noqa: BLE001 - landed: the reconcile sweep records it
-            log.exception("pull %s: landed %s; recording it failed", source.name, landed.path)
+        _land(
+            storage,
+            dataset,
+            source,
+            rows[start : start + ROWS_PER_FILE],
+            state,
+            result,
+            record,
+            kind=kind,
+            span=span,
+        )
     result.rows, result.watermark = len(rows), current
     _save_keys(storage, source.name, known)
     state.mark = {"type": "int", "value": current}  # only now: every file is landed

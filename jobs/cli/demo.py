@@ -251,7 +251,6 @@ def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
     Returns:
         The pull results.
     """
-    import os
     import sqlite3
 
     from ingestion.changes.puller import pull
@@ -264,8 +263,15 @@ def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
     root = Path(ctx.settings.lake.root)
     db = root.parent / f"{root.name}-sources" / "members.db"
     db.parent.mkdir(parents=True, exist_ok=True)
-    # A local file, not a secret: the demo's "app setting" for the source's connection string.
-    os.environ[DEMO_SQL_SETTING] = f"Driver=SQLite3;Database={db}"
+    # A local file, not a secret: the demo connects to it directly instead of through the app
+    # setting the source names (`headwater pull --source club` reads HEADWATER_DEMO_SQL).
+    odbc = f"Driver=SQLite3;Database={db}"
+
+    def connect(_settings: Any, _source: Any) -> Any:
+        import pyodbc
+
+        return pyodbc.connect(odbc, autocommit=False)
+
     done = db.parent / "steps-applied"
     applied = int(done.read_text()) if done.exists() else 0
     handler = EventHandler(Ledger(ctx.storage), ctx.catalog)
@@ -285,6 +291,7 @@ def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
                 source,
                 settings=settings,
                 record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+                connect=connect,
             )
             results.append(out)
             console.rule(

@@ -29,16 +29,15 @@ from ingestion.core.spark.delta import head_version
 from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
+from transforms.silver.apply import write_batch
 from transforms.silver.casting import RAW
-from transforms.silver.cdc import apply_scd1, tombstone_tag
+from transforms.silver.cdc import tombstone_tag
 from transforms.silver.expectations import ERRORS, Plan
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import Prepared, fail_reasons, prepare
-from transforms.silver.scd2 import apply_scd2
 from transforms.silver.silver import (
     SCHEMA_CHECK,
     append,
-    merge,
     schema_problems,
     silver_tag,
 )
@@ -196,7 +195,6 @@ def _write(
         record.finish("failed", "; ".join(reasons))
         return
 
-    silver_rows = prepared.silver_rows()
     problems = prepared.schema_problems
     if problems and RAW not in prepared.frame.columns:
         # An empty plan keeps no raw values to quarantine the batch with: refuse, write nothing.
@@ -236,29 +234,14 @@ def _write(
 
     if not problems and counts["keepable"] > 0:
         started = time.perf_counter()
-        if dataset.cdc is not None and dataset.cdc.mode == "scd2":
-            version, metrics = apply_scd2(
-                spark, storage, prepared.kept_changes(), dataset, tag=silver_tag(dataset.name, upto)
-            )
-        elif dataset.cdc is not None:
-            version, metrics = apply_scd1(
-                spark,
-                storage,
-                silver_rows,
-                dataset,
-                tag=silver_tag(dataset.name, upto),
-                tombstone=tombstone_tag(dataset.name, upto),
-                stable_source=prepared.stable,
-            )
-        else:
-            version, metrics = merge(
-                spark,
-                storage,
-                silver_rows,
-                dataset,
-                tag=silver_tag(dataset.name, upto),
-                stable_source=prepared.stable,
-            )
+        version, metrics = write_batch(
+            spark,
+            storage,
+            dataset,
+            prepared,
+            tag=silver_tag(dataset.name, upto),
+            tombstone=tombstone_tag(dataset.name, upto),
+        )
         prepared.seconds["merge"] = round(time.perf_counter() - started, 3)
         record.details.update(
             {k: metrics.pop(k) for k in ("tombstones", "tombstones_expired") if k in metrics}

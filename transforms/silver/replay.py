@@ -26,12 +26,12 @@ from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitTag, write_once
 from ingestion.core.spark.delta import is_delta, table_version
 from transforms.silver import quarantine as q
-from transforms.silver.cdc import apply_scd1, tombstone_tag
+from transforms.silver.apply import write_batch
+from transforms.silver.cdc import tombstone_tag
 from transforms.silver.expectations import ERRORS, SEVERITY, SEVERITY_OF
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import fail_reasons, prepare
-from transforms.silver.scd2 import apply_scd2
-from transforms.silver.silver import merge, schema_problems
+from transforms.silver.silver import schema_problems
 from transforms.silver.state import writer_lease
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +113,6 @@ def _run(
         record.rows_warned = counts["warned"]
         record.rows_quarantined = counts["quarantined"]
         reasons = fail_reasons(prepared)
-        silver_rows = prepared.silver_rows()
         problems = prepared.schema_problems
         if problems:
             reasons.append(
@@ -124,29 +123,14 @@ def _run(
             return
         run.check()
         if counts["keepable"] > 0:
-            if dataset.cdc is not None and dataset.cdc.mode == "scd2":
-                version, metrics = apply_scd2(
-                    spark, storage, prepared.kept_changes(), dataset, tag=replay_tag(dataset.name, qv)
-                )
-            elif dataset.cdc is not None:  # replayed changes are applied as changes
-                version, metrics = apply_scd1(
-                    spark,
-                    storage,
-                    silver_rows,
-                    dataset,
-                    tag=replay_tag(dataset.name, qv),
-                    tombstone=tombstone_tag(dataset.name, qv, replay=True),
-                    stable_source=prepared.stable,
-                )
-            else:
-                version, metrics = merge(
-                    spark,
-                    storage,
-                    silver_rows,
-                    dataset,
-                    tag=replay_tag(dataset.name, qv),
-                    stable_source=prepared.stable,
-                )
+            version, metrics = write_batch(
+                spark,
+                storage,
+                dataset,
+                prepared,
+                tag=replay_tag(dataset.name, qv),
+                tombstone=tombstone_tag(dataset.name, qv, replay=True),
+            )
             m = metrics
             written = sum(
                 int(m.get(k, 0) or 0)

@@ -34,7 +34,7 @@ from ingestion.core import lake
 from ingestion.core.spark.commits import CommitTag, write_once
 from ingestion.core.spark.delta import is_delta
 from transforms.silver.casting import quote
-from transforms.silver.cdc import DELETE, is_delete, tombstone_tag, write_tombstones
+from transforms.silver.cdc import DELETE, is_delete, write_tombstones
 from transforms.silver.silver import ORDER_LINEAGE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,6 +129,7 @@ def apply_scd2(
     dataset: Dataset,
     *,
     tag: CommitTag,
+    tombstone: CommitTag,
 ) -> tuple[int | None, dict[str, Any]]:
     """Recompute the history of every key ``changes`` touch and write it back, once per ``tag``.
 
@@ -138,6 +139,7 @@ def apply_scd2(
         changes: every valid change of the batch (not one per key).
         dataset: a dataset with ``cdc=Cdc(mode="scd2")``.
         tag: silver's commit tag for the range.
+        tombstone: the tag of the batch's tombstone commit (its deletes).
 
     Returns:
         Silver's version carrying the write, and its metrics.
@@ -148,14 +150,7 @@ def apply_scd2(
     uri = storage.uri(table)
     extra: dict[str, Any] = {}
     if changes.where(is_delete()).limit(1).count():
-        extra = write_tombstones(
-            spark,
-            storage,
-            changes,
-            dataset,
-            tag=tombstone_tag(dataset.name, tag.txn, replay=tag.layer == "replay"),
-            per_sequence=True,
-        )
+        extra = write_tombstones(spark, storage, changes, dataset, tag=tombstone, per_sequence=True)
     events, old = _events(spark, storage, uri, changes, dataset)
     history = recompute(events, dataset).localCheckpoint()
     keys = list(dataset.primary_key)

@@ -163,6 +163,7 @@ def interleavings(draw):  # noqa: ANN001, ANN201
 @given(case=interleavings())
 def test_any_interleaving_of_the_changes_ends_in_the_same_history(spark, tmp_path_factory, case):
     from ingestion.core.storage import LocalStorage
+    from transforms.silver.cdc import tombstone_tag
     from transforms.silver.scd2 import apply_scd2
     from transforms.silver.silver import silver_tag
 
@@ -177,12 +178,11 @@ def test_any_interleaving_of_the_changes_ends_in_the_same_history(spark, tmp_pat
     for batch in range(3):  # many keys per Spark run; the delivery order inside a batch is random
         rows = [
             (key, None if op == "D" else name, None, op, seq, f"b{batch}.jsonl", "sha", i, now, batch)
-            for i, (b, _, key, seq, op, name) in enumerate(d for d in deliveries if d[0] == batch)
-            if b == batch
+            for i, (_, _, key, seq, op, name) in enumerate(d for d in deliveries if d[0] == batch)
         ]
         if rows:
-            apply_scd2(
-                spark, lake, spark.createDataFrame(rows, schema), ds, tag=silver_tag("accounts", batch)
-            )
+            frame = spark.createDataFrame(rows, schema)
+            tags = {"tag": silver_tag("accounts", batch), "tombstone": tombstone_tag("accounts", batch)}
+            apply_scd2(spark, lake, frame, ds, **tags)
     got = history(spark, lake).collect()
     assert [tuple(r) for r in got] == oracle(changes)
