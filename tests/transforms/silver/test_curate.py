@@ -258,7 +258,8 @@ def crashed_run(spark, lake, monkeypatch, cat, step: str) -> None:  # noqa: ANN0
     """Run curate with ``step`` (``merge`` or ``append``) of the job raising; the run must fail."""
     import importlib
 
-    job = importlib.import_module("transforms.silver.curate")
+    # The MERGE is made where curate writes a batch (transforms.silver.apply); the append in curate.
+    job = importlib.import_module("transforms.silver.apply" if step == "merge" else "transforms.silver.curate")
 
     def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError(f"killed in {step}")
