@@ -42,7 +42,7 @@ def test_discover_finds_the_example_datasets_and_routes():
     with pytest.raises(RejectedPathError, match="matches no dataset") as err:
         cat.route("invoices/a.csv")
     assert err.value.code == "no_dataset"
-    with pytest.raises(UnknownDatasetError, match="known: customers, orders"):
+    with pytest.raises(UnknownDatasetError, match="known: customers, members, orders"):
         cat.get("invoices")
 
 

@@ -46,7 +46,7 @@ def test_validate_explains_a_broken_contract(broken_schemas):
 def test_validate_ok_on_the_shipped_contracts():
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.stdout
-    assert "2 dataset(s) valid: customers, orders" in result.stdout
+    assert "3 dataset(s) valid: customers, members, orders" in result.stdout
 
 
 def test_ingest_no_run_queues_and_routes_by_dataset(cli_lake, tmp_path):
