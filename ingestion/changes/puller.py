@@ -66,15 +66,24 @@ class ChangeSourceError(HeadwaterError):
         self.reason = reason
 
 
-def quote_identifier(name: str) -> str:
-    """``name`` as a quoted SQL identifier (ANSI double quotes), after validating it."""
+def quote_identifier(name: str, *, brackets: bool = False) -> str:
+    """``name`` as a quoted SQL identifier, after validating it.
+
+    Args:
+        name: the identifier.
+        brackets: T-SQL's ``[name]`` instead of ANSI double quotes.
+
+    Raises:
+        ValueError: ``name`` is not an identifier (a hostile name never reaches SQL text).
+    """
     if not IDENTIFIER.match(name):
         raise ValueError(f"{name!r} is not an identifier")
-    return f'"{name}"'
+    return f"[{name}]" if brackets else f'"{name}"'
 
 
-def quote_table(table: str) -> str:
-    return ".".join(quote_identifier(p) for p in table.split("."))
+def quote_table(table: str, *, brackets: bool = False) -> str:
+    """``table`` or ``schema.table``, each part quoted (see :func:`quote_identifier`)."""
+    return ".".join(quote_identifier(p, brackets=brackets) for p in table.split("."))
 
 
 def _json_value(value: Any) -> Any:

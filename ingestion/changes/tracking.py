@@ -37,8 +37,9 @@ from ingestion.changes.puller import (
     _load_keys,
     _save_keys,
     opened,
+    quote_identifier,
+    quote_table,
 )
-from ingestion.changes.sources import IDENTIFIER
 from ingestion.core import lake
 from ingestion.core.errors import ConfigError
 
@@ -64,13 +65,11 @@ class PrerequisiteError(ConfigError):
 
 def bracket(name: str) -> str:
     """``name`` as a T-SQL identifier, after validating it."""
-    if not IDENTIFIER.match(name):
-        raise ValueError(f"{name!r} is not an identifier")
-    return f"[{name}]"
+    return quote_identifier(name, brackets=True)
 
 
 def bracket_table(table: str) -> str:
-    return ".".join(bracket(p) for p in table.split("."))
+    return quote_table(table, brackets=True)
 
 
 def _one(cursor: Any, sql: str, *params: Any) -> Any:
