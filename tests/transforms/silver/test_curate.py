@@ -259,7 +259,9 @@ def crashed_run(spark, lake, monkeypatch, cat, step: str) -> None:  # noqa: ANN0
     import importlib
 
     # The MERGE is made where curate writes a batch (transforms.silver.apply); the append in curate.
-    job = importlib.import_module("transforms.silver.apply" if step == "merge" else "transforms.silver.curate")
+    job = importlib.import_module(
+        "transforms.silver.apply" if step == "merge" else "transforms.silver.curate"
+    )
 
     def crash(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError(f"killed in {step}")
