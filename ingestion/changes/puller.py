@@ -305,12 +305,8 @@ def _iter_tuples(cursor: Any) -> Iterator[Sequence[Any]]:
 
 def _rows(cursor: Any) -> Iterator[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
-    while True:
-        chunk = cursor.fetchmany(FETCH)
-        if not chunk:
-            return
-        for row in chunk:
-            yield dict(zip(names, row, strict=True))
+    for row in _iter_tuples(cursor):
+        yield dict(zip(names, row, strict=True))
 
 
 def pull(

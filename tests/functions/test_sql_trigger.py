@@ -14,24 +14,20 @@ from ingestion.changes import ChangePayloadError, SqlSource, check_source, trigg
 from ingestion.changes.trigger import land_trigger_batch
 from ingestion.contracts import Catalog
 from ingestion.events import Ledger
+from tests.functions.test_function_app import PROBE as APP_PROBE
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "tests.functions.sql_schemas"
 
-PROBE = r"""
-import importlib.abc, json, sys
-
-class NoSpark(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "pyspark" or name.startswith("pyspark.") or name in ("delta", "pandera.pyspark"):
-            raise ImportError(f"{name} is blocked in this test")
-        return None
-
-sys.meta_path.insert(0, NoSpark())
+# The Function App's own probe (pyspark blocked in a fresh interpreter), printing each function's bindings.
+PROBE = (
+    APP_PROBE.split("import function_app")[0]
+    + r"""
 import function_app
 out = {fn.get_function_name(): [json.loads(r) for r in fn.get_raw_bindings()] for fn in function_app.app.get_functions()}
 print(json.dumps(out))
 """
+)
 
 # As the extension sends it to a Python function: numbers for the operation, a delete's Item
 # holding only the key.

@@ -164,7 +164,7 @@ def apply_scd2(
         gone = old.join(history.select(*[quote(k) for k in keys], START), [*keys, START], "left_anti")
         source = upserts.unionByName(gone.withColumn(_ACTION, F.lit("delete")), allowMissingColumns=True)
     on = " AND ".join([*(f"t.{quote(k)} = s.{quote(k)}" for k in keys), f"t.{START} = s.{START}"])
-    cols = [c for c in history.columns]
+    cols = list(history.columns)
     builder = (
         DeltaTable.forPath(spark, uri)
         .alias("t")
