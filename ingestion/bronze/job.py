@@ -398,6 +398,10 @@ class IngestJob:
 
         readable: list[tuple[ManifestFile, tuple[str, ...] | None]] = []
         for todo_file in todo:
+            changed = self._source_changed(ds, todo_file.path)
+            if changed:
+                self._reject(todo_file, changed, FileCode.SCHEMA)
+                continue
             try:
                 readable.append((todo_file, sniff(self.storage, ds, todo_file.path, todo_file.size).header))
             except FileRejectedError as err:
@@ -578,6 +582,20 @@ class IngestJob:
         if isinstance(fmt, Parquet):
             return readers.read_parquet(self.spark, uris, known), None
         raise TypeError(f"unsupported format {fmt!r}")  # pragma: no cover - contracts validate formats
+
+    def _source_changed(self, ds: Dataset, path: str) -> str | None:
+        """Why the contract cannot take a change file (a source column dropped or retyped), or None."""
+        from ingestion.changes import columns
+
+        digest = columns.digest_of(path) if ds.cdc is not None else None
+        if digest is None:
+            return None
+        carried = columns.load(self.storage, digest)
+        if carried is None:
+            return f"its source-columns record {columns.record_path(digest)} is missing"
+        contract = {n: c.dtype.type.simpleString() for n, c in ds.model().to_schema().columns.items()}
+        found = columns.problems(contract, carried)
+        return "; ".join(f"{name}: {why}" for name, why in found) or None
 
     def _reject(self, f: ManifestFile, reason: str, code: FileCode) -> None:
         log.info("rejecting %s: %s", f.path, code)  # reported in the result, manifest and ledger

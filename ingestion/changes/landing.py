@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ingestion.core.errors import AlreadyExistsError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ingestion.changes.columns import SourceColumns
     from ingestion.changes.sources import SqlSource
     from ingestion.contracts import Dataset
     from ingestion.core.storage import Storage
@@ -54,7 +55,13 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[bytes, int]:
 
 
 def land_changes(
-    storage: Storage, dataset: Dataset, source: SqlSource, rows: Iterable[Mapping[str, Any]], *, name: str
+    storage: Storage,
+    dataset: Dataset,
+    source: SqlSource,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    name: str,
+    columns: SourceColumns | None = None,
 ) -> LandedChanges:
     """Write ``rows`` as ``landing/<dir>/<name>``, durably, once.
 
@@ -66,6 +73,8 @@ def land_changes(
             when the source has a change version).
         name: the file name (``<first>-<last>.jsonl``...): a letter or digit first, then
             letters, digits, ``.``, ``_``, ``-``; ending ``.jsonl``.
+        columns: the columns the batch carried: recorded first, and named in the file name
+            (``<name>.s<digest>.jsonl``), so ingest can judge a dropped or retyped column.
 
     Returns:
         The landed file (``already``: a file of that name was there; it is kept as it was).
@@ -76,6 +85,9 @@ def land_changes(
     if not FILE_NAME.match(name):
         raise ValueError(f"change file name {name!r}: letters, digits, '.', '_', '-', ending .jsonl")
     data, count = encode_rows(rows)
+    if columns is not None:
+        columns.save(storage)  # before the file: a landed file always has its record
+        name = columns.file_name(name)
     rel = f"{source_landing_dir(dataset, source)}/{name}"
     try:
         info = storage.write_bytes(f"landing/{rel}", data, exclusive=True)

@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ingestion.changes.columns import SourceColumns, from_description
 from ingestion.changes.landing import LandedChanges, encode_rows, land_changes
 from ingestion.changes.sources import IDENTIFIER
 from ingestion.core import lake
@@ -64,6 +65,16 @@ class ChangeSourceError(HeadwaterError):
         super().__init__(f"pull {source!r}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class SourceColumnsError(ChangeSourceError):
+    """The source table lost a column the pull cannot work without (its key or watermark).
+
+    Terminal: pulling again fails the same way until the table or the declaration is fixed.
+    """
+
+    code = RunCode.CONFIG
+    transient = False
 
 
 def quote_identifier(name: str, *, brackets: bool = False) -> str:
@@ -285,10 +296,37 @@ def opened(
         conn.close()
 
 
-def select_sql(source: SqlSource, *, bounded: bool) -> str:
-    """The pull's SELECT; ``bounded``: from a watermark (``?``) on."""
+def probe_sql(source: SqlSource, *, brackets: bool = False) -> str:
+    """A SELECT that returns no row, only the table's columns (``cursor.description``)."""
+    return f"SELECT * FROM {quote_table(source.table, brackets=brackets)} WHERE 1 = 0"
+
+
+def present_columns(
+    cursor: Any, source: SqlSource, *, needed: Sequence[str], brackets: bool = False
+) -> tuple[str, ...]:
+    """The declared ``columns`` the table still has (all of them while none was dropped).
+
+    A declared column the table dropped is left out of the pull instead of failing it, so the
+    batch lands without it and ingest quarantines it with the ``schema`` reason.
+
+    Raises:
+        SourceColumnsError: the table lost one of ``needed`` (key, watermark).
+    """
+    cursor.execute(probe_sql(source, brackets=brackets))
+    have = {d[0] for d in cursor.description}
+    lost = [c for c in needed if c not in have]
+    if lost:
+        raise SourceColumnsError(
+            source.name, f"table {source.table} has no column {', '.join(lost)} any more (key or watermark)"
+        )
+    return tuple(c for c in source.columns if c in have)
+
+
+def select_sql(source: SqlSource, *, bounded: bool, columns: Sequence[str] | None = None) -> str:
+    """The pull's SELECT; ``bounded``: from a watermark (``?``) on; ``columns``: instead of the declared."""
     assert source.watermark
-    cols = ", ".join(quote_identifier(c) for c in source.columns) if source.columns else "*"
+    chosen = source.columns if columns is None else columns
+    cols = ", ".join(quote_identifier(c) for c in chosen) if chosen else "*"
     wm = quote_identifier(source.watermark)
     order = ", ".join([wm, *(quote_identifier(k) for k in source.key)])
     where = f" WHERE {wm} >= ?" if bounded else ""
@@ -357,10 +395,18 @@ def pull(
     keys_after: set[str] | None = None
     with opened(settings, source, connect) as conn:
         cursor = conn.cursor()
+        needed = [
+            *source.key,
+            source.watermark,
+            *([source.soft_delete_column] if source.soft_delete_column else []),
+        ]
+        cols = present_columns(cursor, source, needed=needed) if source.columns else None
         if mark is None:
-            cursor.execute(select_sql(source, bounded=False))
+            cursor.execute(select_sql(source, bounded=False, columns=cols))
         else:
-            cursor.execute(select_sql(source, bounded=True), _behind(mark, source.lookback))
+            cursor.execute(select_sql(source, bounded=True, columns=cols), _behind(mark, source.lookback))
+        skip = [source.soft_delete_column] if source.soft_delete_column else []
+        carried = from_description(cursor.description, skip=skip)
         for row in _rows(cursor):
             wm = row[source.watermark]
             ident = json.dumps([*(_json_value(row[k]) for k in source.key), _json_value(wm)], default=str)
@@ -377,7 +423,7 @@ def pull(
             result.rows += 1
             result.watermark = wm if result.watermark is None or wm > result.watermark else result.watermark
             if len(batch) >= ROWS_PER_FILE:
-                _land(storage, dataset, source, batch, state, result, record)
+                _land(storage, dataset, source, batch, state, result, record, carried=carried)
                 batch = []
         if source.snapshot_deletes:
             live = _load_keys(storage, source.name)
@@ -404,7 +450,7 @@ def pull(
             keys_after = live
         conn.rollback()  # read only: end the transaction
     if batch:
-        _land(storage, dataset, source, batch, state, result, record)
+        _land(storage, dataset, source, batch, state, result, record, carried=carried)
     if result.watermark is not None:
         # Remember what was landed within the lookback window: the next pull reads it again.
         low = _behind(result.watermark, source.lookback)
@@ -447,13 +493,17 @@ def _land(
     *,
     kind: str = "pull",
     span: str = "",
+    carried: SourceColumns | None = None,
 ) -> None:
-    """Land ``rows`` as the next change file (``<kind>-<n>[-<span>]-<hash>.jsonl``) and record it."""
+    """Land ``rows`` as the next change file (``<kind>-<n>[-<span>]-<hash>.s<digest>.jsonl``), record it.
+
+    ``carried``: the columns the source sent (see :mod:`ingestion.changes.columns`).
+    """
     data, _ = encode_rows(rows)
     name = (
         f"{kind}-{state.files:012d}{'-' + span if span else ''}-{hashlib.sha256(data).hexdigest()[:12]}.jsonl"
     )
-    landed = land_changes(storage, dataset, source, rows, name=name)
+    landed = land_changes(storage, dataset, source, rows, name=name, columns=carried)
     state.files += 1
     result.files.append(landed)
     try:

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ingestion.changes.columns import SourceColumns, from_description
 from ingestion.changes.landing import LandedChanges
 from ingestion.changes.puller import (
     PullResult,
@@ -37,6 +38,7 @@ from ingestion.changes.puller import (
     _load_keys,
     _save_keys,
     opened,
+    present_columns,
     quote_identifier,
     quote_table,
 )
@@ -109,14 +111,14 @@ def check_prerequisites(cursor: Any, source: SqlSource) -> None:
         )
 
 
-def changes_sql(source: SqlSource) -> str:
-    """The CHANGETABLE query: net changes since ``?``, with the rows' current values."""
+def changes_sql(source: SqlSource, columns: Sequence[str] | None = None) -> str:
+    """The CHANGETABLE query: net changes since ``?``, with the rows' current values.
+
+    ``columns``: instead of the declared ones (those the table still has).
+    """
     t = bracket_table(source.table)
-    cols = (
-        ", ".join(f"t.{bracket(c)}" for c in source.columns if c not in source.key)
-        if source.columns
-        else "t.*"
-    )
+    chosen = source.columns if columns is None else columns
+    cols = ", ".join(f"t.{bracket(c)}" for c in chosen if c not in source.key) if chosen else "t.*"
     keys = ", ".join(f"ct.{bracket(k)}" for k in source.key)
     on = " AND ".join(f"t.{bracket(k)} = ct.{bracket(k)}" for k in source.key)
     return (
@@ -126,8 +128,9 @@ def changes_sql(source: SqlSource) -> str:
     )
 
 
-def reload_sql(source: SqlSource) -> str:
-    cols = ", ".join(bracket(c) for c in source.columns) if source.columns else "*"
+def reload_sql(source: SqlSource, columns: Sequence[str] | None = None) -> str:
+    chosen = source.columns if columns is None else columns
+    cols = ", ".join(bracket(c) for c in chosen) if chosen else "*"
     keys = ", ".join(bracket(k) for k in source.key)
     return f"SELECT {cols} FROM {bracket_table(source.table)} ORDER BY {keys}"
 
@@ -163,6 +166,7 @@ def pull_tracked(
     last = int(state.mark["value"]) if state.mark else None
     result = PullResult(source.name)
     rows: list[dict[str, Any]] = []
+    carried: SourceColumns | None = None
     with opened(settings, source, connect) as conn:
         cursor = conn.cursor()
         check_prerequisites(cursor, source)
@@ -171,10 +175,12 @@ def pull_tracked(
         current = int(_one(cursor, "SELECT CHANGE_TRACKING_CURRENT_VERSION()"))
         min_valid = _one(cursor, "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(?))", source.table)
         known = _load_keys(storage, source.name)
+        cols = present_columns(cursor, source, needed=source.key, brackets=True) if source.columns else None
         if last is None or min_valid is None or last < int(min_valid):
             result.full = True
-            cursor.execute(reload_sql(source))
+            cursor.execute(reload_sql(source, cols))
             names = [d[0] for d in cursor.description]
+            carried = from_description(cursor.description)
             table_keys: set[str] = set()
             for row in _iter_tuples(cursor):
                 item = {n: _json_value(v) for n, v in zip(names, row, strict=True)}
@@ -191,8 +197,11 @@ def pull_tracked(
                 result.vanished += 1
             known = table_keys
         else:
-            cursor.execute(changes_sql(source), last)
+            cursor.execute(changes_sql(source, cols), last)
             names = [d[0] for d in cursor.description]
+            carried = from_description(
+                cursor.description, skip=("SYS_CHANGE_VERSION", "SYS_CHANGE_OPERATION")
+            )
             for row in _iter_tuples(cursor):
                 values = dict(zip(names, row, strict=True))
                 op, seq = (
@@ -221,6 +230,7 @@ def pull_tracked(
             record,
             kind=kind,
             span=span,
+            carried=carried,
         )
     result.rows, result.watermark = len(rows), current
     _save_keys(storage, source.name, known)

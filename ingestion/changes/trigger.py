@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ingestion.changes.columns import from_items
 from ingestion.changes.landing import LandedChanges, land_changes
 from ingestion.core import lake
 from ingestion.core.errors import HeadwaterError
@@ -36,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ingestion.core.storage import Storage
 
 log = logging.getLogger(__name__)
+
+_DELETES = {"2", "delete", "d"}  # the trigger's delete, as a number or a name
 
 
 class ChangePayloadError(HeadwaterError):
@@ -141,7 +144,9 @@ def land_trigger_batch(
         return TriggerOutcome("quarantined", 0, quarantined=path, reason=err.reason)
     if not rows:
         return TriggerOutcome("empty", 0)
-    landed = land_changes(storage, dataset, source, rows, name=f"{name}.jsonl")
+    # What the batch's whole rows carry (a delete carries only its key: it says nothing).
+    carried = from_items(r for r in rows if str(r[lake.CHANGE_OP]).strip().lower() not in _DELETES)
+    landed = land_changes(storage, dataset, source, rows, name=f"{name}.jsonl", columns=carried)
     try:  # the batch is durable now: nothing below may fail the invocation
         recorded = record(landed)
     except Exception:  # noqa: BLE001 - the reconcile sweep records the file

@@ -101,6 +101,7 @@ class FileCode(Code):
     UNREADABLE = "unreadable"  # the engine failed reading this file alone (corrupt Parquet footer...)
     ABANDONED = "abandoned"  # an operator abandoned the failed batch holding it
     BAD_CHANGES = "bad_changes"  # a SQL trigger batch that is not a JSON array of {Item, Operation}
+    SCHEMA = "schema"  # a change file whose source dropped or retyped a contract column
 
 
 class RowCheck(Code):

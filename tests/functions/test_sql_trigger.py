@@ -282,3 +282,51 @@ def test_the_function_as_the_host_calls_it_persists_the_batch_before_returning(
         o.path for o in lake.list("quarantine/accounts/files/crm") if not o.path.endswith(".reason.json")
     ]
     assert lake.read_bytes(kept) == b"not json at all"
+
+
+@pytest.mark.spark
+def test_a_batch_whose_table_dropped_or_retyped_a_column_is_quarantined_with_the_schema_reason(
+    spark, lake, sql_catalog
+):
+    from ingestion.bronze.job import ingest
+    from ingestion.changes import columns
+    from ingestion.events import EventHandler
+
+    source, dataset = sql_catalog.source("crm"), sql_catalog.get("accounts")
+    handler = EventHandler(Ledger(lake), sql_catalog)
+    batches = {
+        # `balance` became an nvarchar: the extension now sends it as a JSON string.
+        "retyped": [{"Item": {"id": "A-1", "name": "ann", "balance": "10.50", "version": 2}, "Operation": 1}],
+        # `name` was dropped: no whole row carries it any more.
+        "dropped": [{"Item": {"id": "A-2", "balance": 3, "version": 5}, "Operation": 0}],
+        # A delete carries only its key: it says nothing of the table's columns.
+        "deletes": [{"Item": {"id": "A-3"}, "Operation": 2}],
+    }
+    landed = {}
+    for i, (name, payload) in enumerate(batches.items()):
+        out = land_trigger_batch(
+            lake,
+            dataset,
+            source,
+            json.dumps(payload),
+            record=lambda f: handler.file_landed(f.path, etag=f.etag, size=f.size),
+            clock=lambda i=i: 1_800_000_000.0 + i,
+        )
+        landed[name] = out.landed.path
+    record = columns.load(lake, columns.digest_of(landed["retyped"]))  # type: ignore[arg-type]
+    assert record is not None
+    assert dict(record.kinds) == {"id": "string", "name": "string", "balance": "string", "version": "integer"}
+    assert columns.digest_of(landed["deletes"]) is None
+
+    result = ingest(spark, lake, sql_catalog, "accounts")
+    assert sorted((r["path"], r["code"], r["reason"]) for r in result.rejected) == sorted(
+        [
+            (
+                landed["retyped"],
+                "schema",
+                "balance: retyped at the source: it now sends string values, the contract says double",
+            ),
+            (landed["dropped"], "schema", "name: dropped at the source: the changes carry no such column"),
+        ]
+    )
+    assert result.files_ingested == 1  # the deletes: nothing to judge, they go on

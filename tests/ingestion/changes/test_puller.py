@@ -251,3 +251,68 @@ def test_the_connection_string_is_in_no_log_line_and_no_lake_file(
     assert caplog.records and not any(secret in r.getMessage() for r in caplog.records)
     files = [p for p in lake.root.rglob("*") if p.is_file()]
     assert files and not any(secret.encode() in p.read_bytes() for p in files)
+
+
+@pytest.mark.spark
+def test_a_dropped_or_retyped_source_column_sends_its_changes_to_quarantine_with_the_schema_reason(
+    spark, lake, club, setup
+):
+    from chispa import assert_df_equality
+
+    from ingestion import lake as layout
+    from ingestion.bronze.job import ingest
+    from ingestion.changes import columns
+    from transforms.silver import curate
+
+    catalog, run = setup
+    first = run()
+    assert ingest(spark, lake, catalog, "members").status == "succeeded"
+    assert curate(spark, lake, catalog, "members").status == "succeeded"
+    record = columns.load(lake, columns.digest_of(first.files[0].path))  # type: ignore[arg-type]
+    assert record is not None and dict(record.kinds) == {"id": "text", "name": "text", "version": "integer"}
+
+    # The source drops `name`: the pull goes on without it, and ingest quarantines the file.
+    club.execute("ALTER TABLE members DROP COLUMN name")
+    club.execute("UPDATE members SET version = 5 WHERE id = 'M-2'")
+    dropped = run()
+    assert dropped.rows == 1 and _file_rows(lake, dropped) == [{"id": "M-2", "version": 5, "_change_op": "U"}]
+    result = ingest(spark, lake, catalog, "members")
+    assert [(r["path"], r["code"], r["reason"]) for r in result.rejected] == [
+        (dropped.files[0].path, "schema", "name: dropped at the source: the changes carry no such column")
+    ]
+
+    # The source retypes `version` to REAL: its values are no longer integers.
+    club.execute("DROP TABLE members")
+    club.execute("CREATE TABLE members (id TEXT PRIMARY KEY, name TEXT, version REAL, is_deleted INTEGER)")
+    club.execute("INSERT INTO members VALUES ('M-2', 'bob6', 6.5, 0)")
+    retyped = run()
+    result = ingest(spark, lake, catalog, "members")
+    assert [(r["code"], r["reason"]) for r in result.rejected] == [
+        ("schema", "version: retyped at the source: it now sends number values, the contract says bigint")
+    ]
+    # Nothing is lost: each file stays in landing and is copied to quarantine with its reason.
+    for pulled in (dropped, retyped):
+        path = pulled.files[0].path
+        assert lake.exists(f"landing/{path}")
+        quarantined = lake.list(layout.quarantine_files("members"))
+        [reason] = [o.path for o in quarantined if o.path.endswith(f"{path}.reason.json")]
+        assert json.loads(lake.read_bytes(reason))["code"] == "schema"
+    assert {e.status for e in Ledger(lake).entries("members") if e.path != first.files[0].path} == {
+        "rejected"
+    }
+
+    # The table is put back: the next changes flow, so no schema change blocks the dataset.
+    club.execute("DROP TABLE members")
+    club.execute("CREATE TABLE members (id TEXT PRIMARY KEY, name TEXT, version INTEGER, is_deleted INTEGER)")
+    club.execute("INSERT INTO members VALUES ('M-2', 'bob7', 7, 0)")
+    run()
+    assert ingest(spark, lake, catalog, "members").status == "succeeded"
+    assert curate(spark, lake, catalog, "members").status == "succeeded"
+    silver = spark.read.format("delta").load(lake.uri(layout.silver_table("members")))
+    assert_df_equality(
+        silver.select("id", "name", "version").orderBy("id"),
+        spark.createDataFrame(
+            [("M-1", "ann", 1), ("M-2", "bob7", 7)], "id string, name string, version long"
+        ),
+        ignore_nullable=True,
+    )

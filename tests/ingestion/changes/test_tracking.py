@@ -25,6 +25,7 @@ SNAPSHOT = "SELECT snapshot_isolation_state FROM sys.databases WHERE database_id
 PERMS = "SELECT HAS_PERMS_BY_NAME(?, 'OBJECT', 'VIEW CHANGE TRACKING')"
 CURRENT = "SELECT CHANGE_TRACKING_CURRENT_VERSION()"
 MIN_VALID = "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(?))"
+PROBE = "SELECT * FROM [dbo].[members] WHERE 1 = 0"
 RELOAD = "SELECT [id], [name], [version] FROM [dbo].[members] ORDER BY [id]"
 CHANGES = (
     "SELECT ct.SYS_CHANGE_VERSION, ct.SYS_CHANGE_OPERATION, ct.[id], t.[name], t.[version] "
@@ -61,18 +62,22 @@ class FakeSqlServer:
             MIN_VALID: [(self.min_valid,)],
             "SET TRANSACTION ISOLATION LEVEL SNAPSHOT": [],
         }
+        # pyodbc's description: (name, type_code, display_size, internal_size, precision, scale, null_ok)
+        table = [
+            (n, t, None, None, None, None, True) for n, t in (("id", str), ("name", str), ("version", int))
+        ]
         if sql in answers:
-            self._result, self.description = answers[sql], [("x",)]
+            self._result, self.description = answers[sql], [("x", int, None, None, None, None, True)]
+        elif sql == PROBE:
+            self._result, self.description = [], table
         elif sql == RELOAD:
-            self.description = [("id",), ("name",), ("version",)]
+            self.description = table
             self._result = [(k, *v) for k, v in sorted(self.rows.items())]
         elif sql == CHANGES:
             self.description = [
-                ("SYS_CHANGE_VERSION",),
-                ("SYS_CHANGE_OPERATION",),
-                ("id",),
-                ("name",),
-                ("version",),
+                ("SYS_CHANGE_VERSION", int, None, None, None, None, False),
+                ("SYS_CHANGE_OPERATION", str, None, None, None, None, False),
+                *table,
             ]
             since = params[0]
             self._result = [
@@ -136,7 +141,7 @@ def test_a_first_pull_is_a_full_reload_then_net_changes_follow_with_their_versio
     server = FakeSqlServer(rows={"M-1": ("ann", 1), "M-2": ("bob", 1)})
     first = run(server)
     assert [s for s, _ in server.sent] == [CT_DB, CT_TABLE, SNAPSHOT, PERMS, "COMMIT",
-                                           "SET TRANSACTION ISOLATION LEVEL SNAPSHOT", CURRENT, MIN_VALID, RELOAD, "COMMIT"]  # fmt: skip
+                                           "SET TRANSACTION ISOLATION LEVEL SNAPSHOT", CURRENT, MIN_VALID, PROBE, RELOAD, "COMMIT"]  # fmt: skip
     assert dict(server.sent)[CT_TABLE] == ("dbo.members",)
     assert (first.full, first.rows, first.watermark) == (True, 2, 10)
     assert first.files[0].path.startswith("members/club/reload-000000000000-0-10-")
