@@ -25,7 +25,7 @@ from ingestion.core import lake
 from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitIndex
-from ingestion.core.spark.delta import head_version
+from ingestion.core.spark.delta import latest_version
 from ingestion.core.system import ensure_format
 from transforms.silver import quarantine as q
 from transforms.silver import state as st
@@ -121,7 +121,7 @@ def _run(
         # such a commit must fail this run now rather than wait for the next ingest.
         latest = CommitIndex(storage, lake.bronze_table(dataset.name)).latest(spark)
         if latest is not None and latest <= state.bronze_version:
-            latest = head_version(spark, bronze_uri)  # the index knows the table: it exists
+            latest = latest_version(spark, storage, lake.bronze_table(dataset.name))  # it exists
         if latest is None:
             run.skip("no bronze table yet")
             return

@@ -67,6 +67,9 @@ def is_directory(props: BlobProperties) -> bool:
     return str((props.metadata or {}).get(_FOLDER_META, "")).lower() == "true"
 
 
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+
+
 class _BlobReader(io.RawIOBase):
     """A read-only stream over a download, pulling one chunk at a time."""
 
@@ -281,6 +284,16 @@ class BlobStorage(Storage):
             return
         except ResourceModifiedError:
             raise PreconditionFailedError(path) from None
+
+    def delta_rs_options(self) -> dict[str, str] | None:
+        """A bearer token from the account's Entra ID credential; None for a shared key (Azurite).
+
+        The token lives only in memory for one read; it is never logged.
+        """
+        credential = getattr(self.service, "credential", None)
+        if credential is None or not hasattr(credential, "get_token"):
+            return None
+        return {"bearer_token": credential.get_token(STORAGE_SCOPE).token}
 
     def uri(self, path: str) -> str:
         """An ``abfss://`` URI on the account's DFS endpoint."""

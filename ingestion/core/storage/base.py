@@ -95,6 +95,14 @@ class Storage(abc.ABC):
     def uri(self, path: str) -> str:
         """How Spark reaches ``path`` (``file:/...`` or ``abfss://...``)."""
 
+    def delta_rs_options(self) -> dict[str, str] | None:
+        """How delta-rs (the second Delta reader) reaches this lake, or None when it cannot.
+
+        Used only to read a table's latest version cheaply (:func:`ingestion.core.spark.delta.
+        latest_version`); None makes that read go through Spark.
+        """
+        return None
+
     # --- shared conveniences -------------------------------------------------------------------
     def exists(self, path: str) -> bool:
         """Whether an object is at ``path`` (a folder is not an object)."""

@@ -155,6 +155,10 @@ class LocalStorage(Storage):
                     raise PreconditionFailedError(path)
             fs.unlink(missing_ok=True)
 
+    def delta_rs_options(self) -> dict[str, str] | None:
+        """Local files need no options."""
+        return {}
+
     def uri(self, path: str) -> str:
         """A ``file:`` URI."""
         return self._fs(path).as_uri()

@@ -372,3 +372,19 @@ def test_session_settings_blocks_of_two_threads_never_overlap(spark):
     b.join(10)
     assert seen == [("first", "first"), ("second", "second")]
     assert spark.conf.get(key, None) is None
+
+
+# --- the latest version, cheaply -------------------------------------------------------------------
+@pytest.mark.spark
+def test_latest_version_sees_every_commit_through_delta_rs_or_spark(spark, lake, monkeypatch):
+    from ingestion.core.spark import delta
+
+    uri = lake.uri("bronze/t")
+    spark.range(2).write.format("delta").save(uri)
+    spark.range(1).write.format("delta").mode("append").save(uri)  # a commit made by anyone
+    asked: list[str] = []
+    real = delta.head_version
+    monkeypatch.setattr(delta, "head_version", lambda s, u: asked.append(u) or real(s, u))
+    assert delta.latest_version(spark, lake, "bronze/t") == 1 and asked == []  # delta-rs read it
+    monkeypatch.setattr(type(lake), "delta_rs_options", lambda self: None)
+    assert delta.latest_version(spark, lake, "bronze/t") == 1 and asked == [uri]  # Spark did

@@ -176,3 +176,26 @@ def test_from_settings_uses_default_credential_and_sovereign_suffix():
 
 def test_normalize_etag():
     assert normalize_etag("0x8D1") == normalize_etag('"0x8D1"') == normalize_etag('W/"0x8D1"') == '"0x8D1"'
+
+
+def test_delta_rs_reads_with_a_bearer_token_from_the_credential_and_never_with_a_shared_key(
+    azurite_storage,  # noqa: F811
+):
+    from azure.core.credentials import AccessToken
+    from azure.storage.blob import BlobServiceClient
+
+    class Credential:  # a TokenCredential, as DefaultAzureCredential is one
+        def __init__(self) -> None:
+            self.scopes: list[tuple[str, ...]] = []
+
+        def get_token(self, *scopes: str, **_: object) -> AccessToken:
+            self.scopes.append(scopes)
+            return AccessToken("token-for-storage", 2_000_000_000)
+
+    cred = Credential()
+    st = BlobStorage(
+        BlobServiceClient("https://lake1.blob.core.windows.net", credential=cred), account="lake1"
+    )
+    assert st.delta_rs_options() == {"bearer_token": "token-for-storage"}
+    assert cred.scopes == [("https://storage.azure.com/.default",)]
+    assert azurite_storage.delta_rs_options() is None  # a shared key (Azurite): Spark reads instead
