@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.events import Ignored, classify
@@ -30,6 +30,7 @@ from ingestion.core.reasons import EventCode
 from ingestion.core.storage import Storage, open_storage
 from ingestion.events import EventHandler, Ledger, sweep
 from ingestion.poison import PoisonBox
+from ingestion.remote.runs import RemoteService, poll_open
 
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobClient
@@ -54,7 +55,7 @@ RECONCILE_MIN_AGE = 120.0
 Outcome = Literal["queued", "duplicate", "rejected", "ignored", "parked"]
 
 
-def submitter_from_settings(settings: Settings) -> Submitter:
+def submitter_from_settings(settings: Settings, storage: Storage | None = None) -> Submitter:
     """The submitter the settings choose (``HEADWATER_SUBMIT__KIND``); a due batch becomes a pipeline run.
 
     ``spark-submit``: each run is ``spark-submit`` of ``jobs.<HEADWATER_SUBMIT__JOB>`` (``pipeline``:
@@ -67,6 +68,14 @@ def submitter_from_settings(settings: Settings) -> Submitter:
         from ingestion.submit import SparkSubmitSubmitter
 
         return SparkSubmitSubmitter(settings)
+    if settings.submit.kind in ("databricks", "synapse"):
+        from ingestion.remote import RemoteRunSubmitter
+
+        if storage is None:
+            raise ValueError("a remote submitter records its runs in the lake: pass the storage")
+        return RemoteRunSubmitter(
+            storage, remote_service(settings), environment=settings.env.value, job=settings.submit.job
+        )
 
     def run_pipeline(dataset: str) -> dict[str, Any]:
         from jobs import pipeline
@@ -74,6 +83,17 @@ def submitter_from_settings(settings: Settings) -> Submitter:
         return pipeline.run(dataset, settings=settings)
 
     return InProcessSubmitter(run_pipeline)
+
+
+def remote_service(settings: Settings) -> RemoteService:
+    """The remote service ``HEADWATER_SUBMIT__KIND`` names (``databricks`` or ``synapse``)."""
+    if settings.submit.kind == "databricks":
+        from ingestion.remote.databricks import DatabricksService
+
+        return DatabricksService(settings)
+    from ingestion.remote.synapse import SynapseService
+
+    return SynapseService(settings)
 
 
 @dataclass
@@ -107,10 +127,12 @@ class ReconcileReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[dict[str, str]] = field(default_factory=list)
     batches: list[TriggerResult] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)  # remote runs that ended (polled)
 
     def summary(self) -> dict[str, Any]:
         return {
             "seen": self.seen,
+            "remote_runs_closed": self.closed,
             "outcomes": dict(self.outcomes),
             "errors": self.errors,
             "batches": [describe(b) for b in self.batches],
@@ -146,7 +168,7 @@ class LandingRuntime:
         self.batcher = Batcher(
             self.ledger,
             BatchPolicy(settings.batching),
-            submitter if submitter is not None else submitter_from_settings(settings),
+            submitter if submitter is not None else submitter_from_settings(settings, storage),
             clock=clock,
             retry=settings.retry,
         )
@@ -350,6 +372,10 @@ class LandingRuntime:
             keep_going=True,
         )
         report = ReconcileReport(seen=swept.seen, outcomes=swept.outcomes, errors=swept.errors)
+        service = getattr(self.batcher.submitter, "service", None)
+        if isinstance(service, RemoteService):
+            # Close the remote runs that ended, so the batching pass below lets the next one go.
+            report.closed = [asdict(r) for r in poll_open(self.storage, service, clock=self.clock)]
         for ds in self.catalog.names():
             report.batches.append(self._trigger(ds))
         return report

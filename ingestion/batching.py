@@ -175,7 +175,7 @@ class InProcessSubmitter:
 
 
 # --- coordination ----------------------------------------------------------------------------------
-Outcome = Literal["idle", "ran", "coalesced", "failed", "stalled"]
+Outcome = Literal["idle", "ran", "submitted", "coalesced", "failed", "stalled"]
 
 
 @dataclass
@@ -340,6 +340,11 @@ class Batcher:
             return False
         result.runs.append(data)
         result.started_by.append(decision)
+        if status == "submitted":
+            # A remote run is in flight (or was already): nothing more until the reconcile timer
+            # finds it ended; its files stay queued until its ingest takes them.
+            result.outcome = "submitted"
+            return False
         if status in ("failed", "refused"):
             # The run started (or was refused for a reason of its own) and its stage recorded why;
             # the next run resumes there. Not retried here: a stage retries its transient failures.

@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     return int(code or 0)
 
 
+def run() -> None:
+    """The ``headwater-job`` console entry point: :func:`main`, exiting with the job's code."""
+    raise SystemExit(main())
+
+
 if __name__ == "__main__":
     # Run as a file, Python put this folder first on sys.path: its modules (entry, ingest...)
     # must not shadow top-level names, and `jobs` must come from the installed package.

@@ -92,3 +92,25 @@ def test_environment_is_read_through_settings_only():
         for line in _env_reads(path.read_text())
     ]
     assert found == []
+
+
+def test_a_remote_cluster_installs_the_floor_pins_of_the_wheel_and_its_spark_extra_never_spark():
+    """``ingestion/remote/cluster-requirements.txt`` = the core and ``spark`` extra, pinned as the floor."""
+    import re
+
+    import tomllib
+
+    from ingestion.remote.libraries import NEVER, cluster_requirements
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["spark"]]
+    names = {re.split(r"[<>=!~ ;]", r, maxsplit=1)[0].strip() for r in wanted}
+    floor = dict(
+        line.split("==", 1)
+        for line in (ROOT / "constraints-floor.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    bare = re.compile(r"\[.*\]")
+    expected = sorted(f"{n}=={floor[bare.sub('', n)]}" for n in names)
+    assert sorted(cluster_requirements()) == expected
+    assert not any(r.split("==")[0] in NEVER for r in cluster_requirements())

@@ -72,6 +72,42 @@ class SparkSettings(BaseModel):
     jars_dir: Path | None = None
 
 
+class DatabricksSettings(BaseModel):
+    """A run on Databricks (``HEADWATER_SUBMIT__DATABRICKS__*``): Jobs API ``runs/submit``.
+
+    Authentication is databricks-sdk's own (``DATABRICKS_*`` variables, Azure managed identity
+    or the Azure CLI); no token is ever a headwater setting.
+    """
+
+    host: str | None = None  # https://adb-<id>.<n>.azuredatabricks.net
+    # The wheel, as the cluster reads it (a Unity Catalog volume or workspace file path).
+    wheel: str | None = None
+    existing_cluster_id: str | None = None
+    # A job cluster per run when no existing cluster is named (runs/submit's new_cluster).
+    spark_version: str = "15.4.x-scala2.12"  # Databricks Runtime 15.4 LTS: Spark 3.5, Delta 3.2
+    node_type_id: str = "Standard_D4ds_v5"
+    num_workers: int = 2
+    timeout_seconds: int = 3600  # the run's own limit on Databricks (runs/submit timeout_seconds)
+
+
+class SynapseSettings(BaseModel):
+    """A run on a Synapse Spark pool (``HEADWATER_SUBMIT__SYNAPSE__*``): a Livy batch.
+
+    Authenticated with ``DefaultAzureCredential`` (the Function App's managed identity).
+    """
+
+    endpoint: str | None = None  # https://<workspace>.dev.azuresynapse.net
+    pool: str | None = None  # the Spark pool's name
+    # The launcher (jobs/launch.py from the wheel) on ADLS: the batch's ``file``. The wheel
+    # itself is a workspace or pool package.
+    launcher: str | None = None
+    driver_memory: str = "28g"
+    driver_cores: int = 4
+    executor_memory: str = "28g"
+    executor_cores: int = 4
+    executors: int = 2
+
+
 class SubmitSettings(BaseModel):
     """How the batcher starts a run (``HEADWATER_SUBMIT__*``).
 
@@ -80,7 +116,7 @@ class SubmitSettings(BaseModel):
     ``local[2]``...) with the job's launcher shipped in the installed wheel.
     """
 
-    kind: Literal["in-process", "spark-submit"] = "in-process"
+    kind: Literal["in-process", "spark-submit", "databricks", "synapse"] = "in-process"
     master: str = "local[2]"
     # The job module under ``jobs`` to run: a whole pipeline run by default (or ``ingest``...).
     job: str = "pipeline"
@@ -93,6 +129,8 @@ class SubmitSettings(BaseModel):
     # Extra environment variables for spark-submit (names and values; never logged).
     env: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float | None = None
+    databricks: DatabricksSettings = Field(default_factory=DatabricksSettings)
+    synapse: SynapseSettings = Field(default_factory=SynapseSettings)
 
 
 class BatchThresholds(BaseModel):

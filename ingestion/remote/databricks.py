@@ -1,0 +1,248 @@
+"""Pipeline runs on Databricks: Jobs API 2.2 ``runs/submit`` through databricks-sdk.
+
+Each run is a one-task run: a ``python_wheel_task`` calling the wheel's ``headwater-job``
+console entry point (``headwater-job pipeline --dataset D``), which exits with the job's code.
+Its libraries are the wheel and the pinned PyPI requirements of its ``spark`` extra
+(:func:`~ingestion.remote.libraries.cluster_requirements`), never pyspark or delta-spark: the
+runtime ships those, and a wheel library installs no extras.
+
+Idempotency is Databricks' own: ``runs/submit`` with an ``idempotency_token`` it has seen
+returns the run that token started. The token (:func:`~ingestion.remote.runs.idempotency_token`)
+is made of values a retry repeats, so a submission retried after a timeout starts no second run.
+
+Authentication is databricks-sdk's (Azure managed identity, Entra ID service principal,
+``DATABRICKS_*``); no token is a headwater setting, and none appears in an error or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ingestion.remote.libraries import cluster_requirements
+from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from databricks.sdk import WorkspaceClient
+
+    from ingestion.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+TARGET = "databricks"
+TASK_KEY = "pipeline"
+ENTRY_POINT = "headwater-job"
+PACKAGE = "headwater"
+
+# Life-cycle states (RunLifeCycleState) before a result exists.
+_LIFE_CYCLE: dict[str, RemoteState] = {
+    "QUEUED": "pending",
+    "PENDING": "pending",
+    "BLOCKED": "pending",
+    "WAITING_FOR_RETRY": "pending",
+    "RUNNING": "running",
+    "TERMINATING": "running",
+    "SKIPPED": "cancelled",  # never ran (a concurrent run, or a condition)
+    "INTERNAL_ERROR": "lost",  # the service or the cluster failed under the run
+}
+# Result states (RunResultState) of a TERMINATED run.
+_RESULT: dict[str, RemoteState] = {
+    "SUCCESS": "succeeded",
+    "SUCCESS_WITH_FAILURES": "failed",
+    "FAILED": "failed",
+    "TIMEDOUT": "failed",
+    "MAXIMUM_CONCURRENT_RUNS_REACHED": "failed",
+    "UPSTREAM_FAILED": "failed",
+    "CANCELED": "cancelled",
+    "UPSTREAM_CANCELED": "cancelled",
+    "EXCLUDED": "cancelled",
+    "DISABLED": "cancelled",
+}
+# Settings a job cluster receives as environment variables: the lake and the environment, never
+# a secret (connection strings stay unset; the cluster reads ABFS with its own identity).
+_FORWARDED = ("HEADWATER_ENV", "HEADWATER_LAKE__KIND", "HEADWATER_LAKE__ACCOUNT")
+
+
+def map_state(life_cycle: str | None, result: str | None) -> RemoteState:
+    """A Databricks run's (life-cycle state, result state) as a remote state."""
+    if life_cycle == "TERMINATED" or (result and life_cycle not in _LIFE_CYCLE):
+        return _RESULT.get(result or "", "lost")
+    return _LIFE_CYCLE.get(life_cycle or "", "pending")
+
+
+def job_result(logs: str | None) -> dict[str, Any] | None:
+    """The job's JSON result: the last line of its output that is a JSON object."""
+    for line in reversed((logs or "").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+    return None
+
+
+def _env_vars(settings: Settings) -> dict[str, str]:
+    lake = settings.lake
+    out = {"HEADWATER_ENV": settings.env.value, "HEADWATER_LAKE__KIND": lake.kind}
+    if lake.account:
+        out["HEADWATER_LAKE__ACCOUNT"] = lake.account
+    for zone, container in sorted(lake.containers.items()):
+        out[f"HEADWATER_LAKE__CONTAINERS__{zone.upper()}"] = container
+    return out
+
+
+class DatabricksService:
+    """Databricks as a :class:`~ingestion.remote.runs.RemoteService`.
+
+    Args:
+        settings: ``settings.submit.databricks`` (host, wheel, cluster) and the lake settings the
+            job cluster receives.
+        client: the workspace client; default one for ``host`` with databricks-sdk's own
+            authentication.
+    """
+
+    target = TARGET
+
+    def __init__(self, settings: Settings, *, client: WorkspaceClient | None = None) -> None:
+        self.settings = settings
+        self.config = settings.submit.databricks
+        if not self.config.wheel:
+            raise RemoteRunError(
+                TARGET, "HEADWATER_SUBMIT__DATABRICKS__WHEEL (the wheel's volume path) is not set"
+            )
+        if client is None:
+            from databricks.sdk import WorkspaceClient
+
+            if not self.config.host:
+                raise RemoteRunError(
+                    TARGET, "HEADWATER_SUBMIT__DATABRICKS__HOST (the workspace URL) is not set"
+                )
+            client = WorkspaceClient(host=self.config.host)
+        self.client = client
+
+    def task(self, dataset: str, *, job: str) -> Any:
+        """The run's one task: the wheel's entry point, its libraries, its cluster."""
+        from databricks.sdk.service import compute, jobs
+
+        libraries = [compute.Library(whl=self.config.wheel)] + [
+            compute.Library(pypi=compute.PythonPyPiLibrary(package=req)) for req in cluster_requirements()
+        ]
+        cluster: Mapping[str, Any]
+        if self.config.existing_cluster_id:
+            cluster = {"existing_cluster_id": self.config.existing_cluster_id}
+        else:
+            cluster = {
+                "new_cluster": compute.ClusterSpec(
+                    spark_version=self.config.spark_version,
+                    node_type_id=self.config.node_type_id,
+                    num_workers=self.config.num_workers,
+                    spark_env_vars=_env_vars(self.settings),
+                )
+            }
+        return jobs.SubmitTask(
+            task_key=TASK_KEY,
+            python_wheel_task=jobs.PythonWheelTask(
+                package_name=PACKAGE, entry_point=ENTRY_POINT, parameters=[job, "--dataset", dataset]
+            ),
+            libraries=libraries,
+            **cluster,
+        )
+
+    def start(self, dataset: str, *, job: str, token: str) -> str:
+        """Submit a one-task run (or get the run ``token`` already started); its run id.
+
+        Raises:
+            RemoteRunError: the workspace refused or failed the request.
+        """
+        with _errors("submitting a run of " + dataset):
+            waiter = self.client.jobs.submit(
+                run_name=f"headwater-{job}-{dataset}",
+                tasks=[self.task(dataset, job=job)],
+                idempotency_token=token,
+                timeout_seconds=self.config.timeout_seconds,
+            )
+        return str(waiter.run_id)
+
+    def status(self, run_id: str) -> RemoteStatus:
+        """The run's state (``runs/get``), with the job's result and error once it ended (``runs/get-output``).
+
+        Raises:
+            RemoteRunError: the workspace refused or failed the request.
+        """
+        with _errors(f"reading run {run_id}"):
+            run = self.client.jobs.get_run(int(run_id))
+        state = run.state
+        life = state.life_cycle_state.value if state and state.life_cycle_state else None
+        result = state.result_state.value if state and state.result_state else None
+        mapped = map_state(life, result)
+        detail = f"{life}/{result}" if result else str(life)
+        message = state.state_message if state and state.state_message else None
+        if run.status and run.status.termination_details and run.status.termination_details.message:
+            message = run.status.termination_details.message
+        output: dict[str, Any] | None = None
+        if mapped in ("succeeded", "failed") and run.tasks:
+            task_run = run.tasks[0].run_id
+            if task_run is not None:
+                with _errors(f"reading the output of run {run_id}"):
+                    out = self.client.jobs.get_run_output(task_run)
+                output = job_result(out.logs)
+                if mapped == "failed" and out.error:
+                    message = out.error
+        if mapped == "failed" and output and output.get("error"):
+            message = str(output["error"])
+        return RemoteStatus(mapped, detail, message if mapped != "succeeded" else None, output)
+
+
+@contextmanager
+def _errors(doing: str) -> Iterator[None]:
+    """Turns databricks-sdk's errors into :class:`RemoteRunError` (transient where a retry may pass)."""
+    from databricks.sdk.errors import DatabricksError
+
+    try:
+        yield
+    except DatabricksError as err:
+        status = _status_of(err)
+        if status in (401, 403):
+            raise RemoteRunError(
+                TARGET,
+                f"{doing}: not authorized ({status} {err.error_code or ''}); check the identity's "
+                "workspace access and its CAN_MANAGE_RUN / cluster permissions",
+                status=status,
+            ) from None
+        transient = status is None or status in (408, 429) or status >= 500
+        raise RemoteRunError(
+            TARGET, f"{doing}: {err.error_code or status}: {err}", status=status, transient=transient
+        ) from None
+    except (
+        TimeoutError,
+        OSError,
+    ) as err:  # requests' errors are OSErrors; the SDK's retry bound a TimeoutError
+        raise RemoteRunError(
+            TARGET, f"{doing}: timed out or unreachable ({type(err).__name__})", transient=True
+        ) from None
+
+
+def _status_of(err: Any) -> int | None:
+    """The HTTP status behind a databricks-sdk error (its class names the status family)."""
+    names = {
+        "Unauthenticated": 401,
+        "PermissionDenied": 403,
+        "NotFound": 404,
+        "ResourceConflict": 409,
+        "TooManyRequests": 429,
+        "BadRequest": 400,
+        "InvalidParameterValue": 400,
+        "InternalError": 500,
+        "TemporarilyUnavailable": 503,
+        "DeadlineExceeded": 504,
+    }
+    for cls in type(err).__mro__:
+        if cls.__name__ in names:
+            return names[cls.__name__]
+    return None
