@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ingestion.remote.libraries import cluster_requirements
+from ingestion.remote.libraries import cluster_environment, cluster_requirements
 from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,9 +61,6 @@ _RESULT: dict[str, RemoteState] = {
     "EXCLUDED": "cancelled",
     "DISABLED": "cancelled",
 }
-# Settings a job cluster receives as environment variables: the lake and the environment, never
-# a secret (connection strings stay unset; the cluster reads ABFS with its own identity).
-_FORWARDED = ("HEADWATER_ENV", "HEADWATER_LAKE__KIND", "HEADWATER_LAKE__ACCOUNT")
 
 
 def map_state(life_cycle: str | None, result: str | None) -> RemoteState:
@@ -85,16 +82,6 @@ def job_result(logs: str | None) -> dict[str, Any] | None:
             if isinstance(data, dict):
                 return data
     return None
-
-
-def _env_vars(settings: Settings) -> dict[str, str]:
-    lake = settings.lake
-    out = {"HEADWATER_ENV": settings.env.value, "HEADWATER_LAKE__KIND": lake.kind}
-    if lake.account:
-        out["HEADWATER_LAKE__ACCOUNT"] = lake.account
-    for zone, container in sorted(lake.containers.items()):
-        out[f"HEADWATER_LAKE__CONTAINERS__{zone.upper()}"] = container
-    return out
 
 
 class DatabricksService:
@@ -142,7 +129,7 @@ class DatabricksService:
                     spark_version=self.config.spark_version,
                     node_type_id=self.config.node_type_id,
                     num_workers=self.config.num_workers,
-                    spark_env_vars=_env_vars(self.settings),
+                    spark_env_vars=cluster_environment(self.settings, self.settings.env),
                 )
             }
         return jobs.SubmitTask(
