@@ -16,14 +16,13 @@ Authentication is databricks-sdk's (Azure managed identity, Entra ID service pri
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ingestion.remote.libraries import cluster_environment, cluster_requirements
-from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus
+from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus, job_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from databricks.sdk import WorkspaceClient
@@ -68,20 +67,6 @@ def map_state(life_cycle: str | None, result: str | None) -> RemoteState:
     if life_cycle == "TERMINATED" or (result and life_cycle not in _LIFE_CYCLE):
         return _RESULT.get(result or "", "lost")
     return _LIFE_CYCLE.get(life_cycle or "", "pending")
-
-
-def job_result(logs: str | None) -> dict[str, Any] | None:
-    """The job's JSON result: the last line of its output that is a JSON object."""
-    for line in reversed((logs or "").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                return data
-    return None
 
 
 class DatabricksService:
@@ -162,8 +147,13 @@ class DatabricksService:
         Raises:
             RemoteRunError: the workspace refused or failed the request.
         """
-        with _errors(f"reading run {run_id}"):
-            run = self.client.jobs.get_run(int(run_id))
+        try:
+            with _errors(f"reading run {run_id}"):
+                run = self.client.jobs.get_run(int(run_id))
+        except RemoteRunError as err:
+            if err.status == 404:  # the workspace no longer knows the run: it will never end on its own
+                return RemoteStatus("lost", "not found", f"run {run_id} is gone from the workspace")
+            raise
         state = run.state
         life = state.life_cycle_state.value if state and state.life_cycle_state else None
         result = state.result_state.value if state and state.result_state else None

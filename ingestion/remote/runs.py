@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -63,6 +63,30 @@ def idempotency_token(*, environment: str, dataset: str, stage: str, batch: int,
         return whole
     digest = hashlib.sha256(whole.encode()).hexdigest()[:20]
     return f"{whole[: TOKEN_MAX - len(digest) - 1]}-{digest}"
+
+
+def job_result(output: str | Iterable[str] | None) -> dict[str, Any] | None:
+    """The job's JSON result: the last line of its output that is a JSON object.
+
+    Every ``jobs.<job>`` prints its result so; a service hands the output back as one text
+    (Databricks ``runs/get-output`` logs) or as log entries (Livy's ``log``).
+
+    Args:
+        output: the output text, or its entries (each may hold several lines).
+
+    Returns:
+        The object, or None when no line is one.
+    """
+    entries = [output] if isinstance(output, str) else list(output or [])
+    for line in reversed([ln.strip() for entry in entries for ln in str(entry).splitlines()]):
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+    return None
 
 
 @dataclass(frozen=True)

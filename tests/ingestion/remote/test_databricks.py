@@ -61,6 +61,11 @@ class JobsApi:
             return 200, {"run_id": run_id}
         if (method, path) == ("GET", "/api/2.2/jobs/runs/get"):
             run_id = int(query["run_id"])
+            if run_id not in self.runs:
+                return 404, {
+                    "error_code": "RESOURCE_DOES_NOT_EXIST",
+                    "message": f"Run {run_id} does not exist.",
+                }
             run = self.runs[run_id]
             life, result, message = run["states"].pop(0) if len(run["states"]) > 1 else run["states"][0]
             state = {"life_cycle_state": life, "state_message": message}
@@ -247,6 +252,16 @@ def test_a_run_cancelled_remotely_is_closed_failed_and_resubmitted_as_a_new_run(
     assert RemoteRuns(lake).load("orders").closed == {"1": 1}
     resubmitted = submitter.submit("orders")
     assert resubmitted["run_id"] == "1002" and resubmitted["batch"] == 1
+
+
+def test_a_run_the_workspace_no_longer_knows_is_lost_so_its_run_closes(workspace, lake):
+    workspace.states = [("RUNNING", None, "")]
+    submitter = RemoteRunSubmitter(lake, _service(workspace), environment="dev")
+    submitter.submit("orders")
+    workspace.runs.clear()  # deleted remotely (or the history expired)
+    [closed] = poll_open(lake, submitter.service)
+    assert (closed.state, closed.detail) == ("failed", "not found")
+    assert closed.message == "lost remotely: run 1001 is gone from the workspace"
 
 
 def test_an_authentication_failure_is_named_and_never_shows_the_token(workspace, lake):
