@@ -30,7 +30,7 @@ from ingestion.core.reasons import EventCode
 from ingestion.core.storage import Storage, open_storage
 from ingestion.events import EventHandler, Ledger, sweep
 from ingestion.poison import PoisonBox
-from ingestion.remote.runs import RemoteService, poll_open
+from ingestion.remote.runs import RemoteRunError, RemoteService, poll_open
 
 if TYPE_CHECKING:  # pragma: no cover
     from azure.storage.blob import BlobClient
@@ -73,9 +73,12 @@ def submitter_from_settings(settings: Settings, storage: Storage | None = None) 
 
         if storage is None:
             raise ValueError("a remote submitter records its runs in the lake: pass the storage")
-        return RemoteRunSubmitter(
-            storage, remote_service(settings), environment=settings.env.value, job=settings.submit.job
-        )
+        try:
+            service = remote_service(settings)
+        except RemoteRunError as err:
+            # Misconfigured: the app still starts and records files; each run fails with the reason.
+            return UnconfiguredSubmitter(err)
+        return RemoteRunSubmitter(storage, service, environment=settings.env.value, job=settings.submit.job)
 
     def run_pipeline(dataset: str) -> dict[str, Any]:
         from jobs import pipeline
@@ -83,6 +86,17 @@ def submitter_from_settings(settings: Settings, storage: Storage | None = None) 
         return pipeline.run(dataset, settings=settings)
 
     return InProcessSubmitter(run_pipeline)
+
+
+class UnconfiguredSubmitter:
+    """Stands in for a remote submitter whose settings are incomplete: every run fails with why."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def submit(self, dataset: str) -> dict[str, Any]:
+        """Raise the configuration error (the batcher records it; the files stay queued)."""
+        raise self.error
 
 
 def remote_service(settings: Settings) -> RemoteService:

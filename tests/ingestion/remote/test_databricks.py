@@ -340,3 +340,20 @@ def test_the_function_submits_and_returns_and_the_reconcile_timer_closes_the_run
         "hw-dev-orders-pipeline-b1",
         "hw-dev-orders-pipeline-b1-r1",
     ]
+
+
+def test_incomplete_remote_settings_still_record_files_and_fail_each_run_with_the_reason(lake, catalog):
+    from functions.runtime import LandingRuntime, submitter_from_settings
+    from ingestion.core.config import BatchingSettings
+
+    settings = Settings(
+        submit=SubmitSettings(kind="databricks"),  # no host, no wheel
+        batching=BatchingSettings(max_files=1, max_bytes=10**9, max_age_seconds=3600),
+    )
+    rt = LandingRuntime(settings, lake, catalog=catalog, submitter=submitter_from_settings(settings, lake))
+    info = lake.write_bytes("landing/orders/a.csv", b"order_id\nO-1\n")
+    handled = rt.handle_file("orders/a.csv", etag=info.etag, size=info.size)
+    assert handled.outcome == "queued" and handled.batch is not None
+    assert handled.batch.outcome == "failed"
+    assert "HEADWATER_SUBMIT__DATABRICKS__WHEEL" in (handled.batch.error or "")
+    assert [q.path for q in rt.ledger.queued("orders")] == ["orders/a.csv"]  # nothing lost
