@@ -32,6 +32,7 @@ from ingestion.batching import SubmitError
 from ingestion.core.config import Settings, child_environment
 from ingestion.core.errors import LeaseHeldError
 from ingestion.core.reasons import RunCode
+from ingestion.remote.runs import job_result
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ class SparkSubmitSubmitter:
         Returns:
             The job's result for exit 0.
         """
-        result = _last_json(stdout)
+        result = job_result(stdout)
         if returncode == 0 and result is not None:
             return result
         code = str((result or {}).get("code") or RunCode.SUBMIT)
@@ -249,19 +250,6 @@ class SparkSubmitSubmitter:
             code=RunCode.SPARK,
             exit_code=1,
         )
-
-
-def _last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                return data
-    return None
 
 
 def _last_line(text: str) -> str:

@@ -184,17 +184,13 @@ def _errors(doing: str) -> Iterator[None]:
     try:
         yield
     except DatabricksError as err:
-        status = _status_of(err)
-        if status in (401, 403):
-            raise RemoteRunError(
-                TARGET,
-                f"{doing}: not authorized ({status} {err.error_code or ''}); check the identity's "
-                "workspace access and its CAN_MANAGE_RUN / cluster permissions",
-                status=status,
-            ) from None
-        transient = status is None or status in (408, 429) or status >= 500
-        raise RemoteRunError(
-            TARGET, f"{doing}: {err.error_code or status}: {err}", status=status, transient=transient
+        said = f"{err.error_code}: {err}" if err.error_code else str(err)
+        raise RemoteRunError.from_http(
+            TARGET,
+            doing,
+            _status_of(err),
+            said,
+            auth_hint="check the identity's workspace access and its CAN_MANAGE_RUN / cluster permissions",
         ) from None
     except (
         TimeoutError,

@@ -145,6 +145,25 @@ class RemoteRunError(HeadwaterError):
         if status in (401, 403):
             self.code = RunCode.AUTH
 
+    @classmethod
+    def from_http(
+        cls, target: str, doing: str, status: int | None, said: str, *, auth_hint: str
+    ) -> RemoteRunError:
+        """The error for an HTTP answer: 401/403 name ``auth_hint``; 408, 429, 5xx and no status are transient.
+
+        Args:
+            target: the service.
+            doing: what was being done (``submitting a run of orders``).
+            status: the HTTP status (None: no answer).
+            said: the service's own code or message (never a token).
+            auth_hint: what to check when the identity was refused.
+        """
+        detail = f": {said}" if said else ""
+        if status in (401, 403):
+            return cls(target, f"{doing}: not authorized ({status}{detail}); {auth_hint}", status=status)
+        transient = status is None or status in (408, 429) or status >= 500
+        return cls(target, f"{doing}: HTTP {status}{detail}", status=status, transient=transient)
+
 
 @dataclass
 class RemoteRun:

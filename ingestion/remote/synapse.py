@@ -353,20 +353,13 @@ def _errors(doing: str) -> Iterator[None]:
             )
             failure.code = RunCode.AUTH
             raise failure from None
-        said = _service_message(err)
-        if status in (401, 403):
-            raise RemoteRunError(
-                TARGET,
-                f"{doing}: not authorized ({status}{': ' + said if said else ''}); check the Function "
-                "App identity has the Synapse Compute Operator role on the workspace or the Spark pool",
-                status=status,
-            ) from None
-        transient = status is None or status in (408, 429) or status >= 500
-        raise RemoteRunError(
+        raise RemoteRunError.from_http(
             TARGET,
-            f"{doing}: HTTP {status}{': ' + said if said else ''}",
-            status=status,
-            transient=transient,
+            doing,
+            status,
+            _service_message(err),
+            auth_hint="check the Function App identity has the Synapse Compute Operator role on the "
+            "workspace or the Spark pool",
         ) from None
     except (ServiceRequestTimeoutError, ServiceResponseTimeoutError) as err:
         raise RemoteRunError(

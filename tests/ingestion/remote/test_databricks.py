@@ -7,13 +7,10 @@ every request, so each test asserts what the SDK really sends.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -21,6 +18,7 @@ from ingestion.core.config import ZONES, DatabricksSettings, LakeSettings, Setti
 from ingestion.remote import RemoteRunError, RemoteRuns, RemoteRunSubmitter, poll_open
 from ingestion.remote.databricks import DatabricksService, map_state
 from ingestion.remote.libraries import cluster_requirements
+from ingestion.testing.loopback import json_api
 
 TOKEN = "dapi-secret-token-value"
 
@@ -86,34 +84,9 @@ class JobsApi:
 def workspace():  # noqa: ANN201
     api = JobsApi()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            status, data = api.handle(self.command, url.path, query, body, dict(self.headers))
-            raw = json.dumps(data).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (the timeout case)
-
-        do_GET = do_POST = _answer  # noqa: N815
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    api.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
-    yield api
-    server.shutdown()
-    server.server_close()
+    with json_api(lambda *request: api.handle(*request)) as url:  # a test may swap api.handle
+        api.url = url  # type: ignore[attr-defined]
+        yield api
 
 
 def _service(api: JobsApi, **databricks: Any) -> DatabricksService:
