@@ -60,6 +60,12 @@ def render(
     from ingestion.deploy import databricks_bundle, synapse_jobs
 
     check_target(target)
+    if settings.lake.kind != "azure" or not settings.lake.account:
+        # A remote cluster cannot reach a local lake: the jobs would write nowhere anyone reads.
+        raise DeployError(
+            f"the lake is {settings.lake.kind!r}{'' if settings.lake.account else ' with no account'}: "
+            "a deployed job needs HEADWATER_LAKE__KIND=azure and HEADWATER_LAKE__ACCOUNT"
+        )
     names = check_datasets(datasets)
     environments = parse_envs(envs)
     if target == "databricks":

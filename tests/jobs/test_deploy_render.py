@@ -82,7 +82,9 @@ def test_bundle_has_a_target_per_env_and_one_exact_job_per_dataset(settings_env,
         "qa": {"workspace": {"host": HOST}},
         "prod": {"workspace": {"host": PROD_HOST}},
     }
-    assert doc["artifacts"] == {"headwater": {"type": "whl", "build": "pip wheel --no-deps --wheel-dir dist .", "path": "."}}
+    assert doc["artifacts"] == {
+        "headwater": {"type": "whl", "build": "pip wheel --no-deps --wheel-dir dist .", "path": "."}
+    }
     assert len(DATASETS) >= 3 and set(doc["resources"]["jobs"]) == {
         f"headwater-pipeline-{d}" for d in DATASETS
     }
@@ -421,3 +423,12 @@ def test_no_datasets_and_no_project_are_refused(settings_env, tmp_path, monkeypa
     )
     assert out.exit_code == 2 and "no pyproject.toml" in " ".join(out.output.split())
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target", ["databricks", "synapse"])
+def test_a_deployment_of_a_local_lake_is_refused(settings_env, project, monkeypatch, target):
+    monkeypatch.setenv("HEADWATER_LAKE__KIND", "local")
+    out = cli("deploy", "render", "--target", target, "--out", str(project), "--project", str(project))
+    assert out.exit_code == 2
+    assert "a deployed job needs HEADWATER_LAKE__KIND=azure" in out.output.replace("\n", "")
+    assert not (project / "databricks.yml").exists() and not list(project.glob("*/*.json"))
