@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
+
+pytest.importorskip("azure.synapse.spark")  # the functions extra (main venv); not in the floor venv
+from azure.core.credentials import AccessToken  # noqa: E402
 
 from ingestion.core.config import LakeSettings, Settings, SubmitSettings, SynapseSettings
 from ingestion.core.reasons import RunCode
