@@ -32,6 +32,8 @@ from ingestion.batching import SubmitError
 from ingestion.core.config import Settings, child_environment
 from ingestion.core.errors import LeaseHeldError
 from ingestion.core.reasons import RunCode
+from ingestion.core.spark.session import DELTA_CONF
+from ingestion.remote.libraries import job_args, run_name
 from ingestion.remote.runs import job_result
 
 log = logging.getLogger(__name__)
@@ -163,12 +165,11 @@ class SparkSubmitSubmitter:
         """
         sub = self.settings.submit
         cmd = [str(sub.spark_submit or self.venv.spark_submit), "--master", sub.master]
-        cmd += ["--name", f"headwater-{self.job}-{dataset}"]
+        cmd += ["--name", run_name(self.job, dataset)]
         conf = {
             "spark.pyspark.python": str(self.venv.python),
             "spark.pyspark.driver.python": str(self.venv.python),
-            "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-            "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            **DELTA_CONF,
             **sub.conf,
         }
         for key in sorted(conf):
@@ -178,7 +179,7 @@ class SparkSubmitSubmitter:
             cmd += ["--jars", ",".join(sorted(str(p) for p in Path(jars_dir).glob("*.jar")))]
         elif self.venv.packages:
             cmd += ["--packages", ",".join(self.venv.packages)]
-        cmd += [str(self.venv.launcher), self.job, "--dataset", dataset, *extra]
+        cmd += [str(self.venv.launcher), *job_args(self.job, dataset), *extra]
         return cmd
 
     def environment(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ingestion.core.config import Environment
 from ingestion.core.errors import ConfigError
+from ingestion.remote import libraries
 
 JOB = "pipeline"  # the job module each definition runs: ``headwater-job pipeline --dataset D``
 
@@ -20,12 +21,12 @@ class DeployError(ConfigError):
 
 def job_name(dataset: str) -> str:
     """The name of the job (Databricks) or job definition (Synapse) running ``dataset``'s pipeline."""
-    return f"headwater-{JOB}-{dataset}"
+    return libraries.run_name(JOB, dataset)
 
 
 def job_args(dataset: str) -> list[str]:
     """The arguments after ``headwater-job`` / ``launch.py``: ``pipeline --dataset <dataset>``."""
-    return [JOB, "--dataset", dataset]
+    return libraries.job_args(JOB, dataset)
 
 
 def parse_envs(values: Iterable[str | Environment]) -> list[Environment]:

@@ -55,14 +55,18 @@ import yaml
 
 from ingestion.core.config import Environment, Settings
 from ingestion.deploy.common import DeployError, diff, job_args, job_name
-from ingestion.remote.libraries import NEVER, cluster_environment, cluster_requirements
+from ingestion.remote.libraries import (
+    ENTRY_POINT,
+    NEVER,
+    PACKAGE,
+    TASK_KEY,
+    cluster_environment,
+    cluster_requirements,
+)
 
 BUNDLE_FILE = "databricks.yml"
 BUNDLE_NAME = "headwater"
 ARTIFACT = "headwater"
-PACKAGE = "headwater"  # the wheel's distribution name: python_wheel_task.package_name
-ENTRY_POINT = "headwater-job"  # [project.scripts] headwater-job = "jobs.launch:run"
-TASK_KEY = "pipeline"
 CLUSTER_KEY = "pipeline"
 ALL_ENVS = "*"  # the key of a ``--host URL`` meant for every environment
 # Job resource keys a bundle accepts that are not JobSettings fields (checked apart from the round trip).

@@ -30,12 +30,8 @@ from typing import Any
 
 from ingestion.core.config import Environment, Settings
 from ingestion.deploy.common import DeployError, diff, job_args, job_name
-from ingestion.remote.libraries import cluster_environment
+from ingestion.remote.libraries import yarn_job_conf
 
-DELTA_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
 POOL_REFERENCE = "BigDataPoolReference"
 
 
@@ -66,10 +62,6 @@ def definition(dataset: str, env: Environment, settings: Settings) -> dict[str, 
         raise DeployError(
             f"Synapse job definitions need {' and '.join(missing)} (the Spark pool, jobs/launch.py on ADLS)"
         )
-    conf = dict(DELTA_CONF)
-    for name, value in cluster_environment(settings, env).items():
-        conf[f"spark.yarn.appMasterEnv.{name}"] = value
-        conf[f"spark.executorEnv.{name}"] = value
     name = job_name(dataset)
     return {
         "name": name,
@@ -82,7 +74,7 @@ def definition(dataset: str, env: Environment, settings: Settings) -> dict[str, 
                 "name": name,
                 "file": syn.launcher,
                 "args": job_args(dataset),
-                "conf": dict(sorted(conf.items())),
+                "conf": yarn_job_conf(settings, env),
                 "driverMemory": syn.driver_memory,
                 "driverCores": syn.driver_cores,
                 "executorMemory": syn.executor_memory,

@@ -21,7 +21,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ingestion.remote.libraries import cluster_environment, cluster_requirements
+from ingestion.remote.libraries import (
+    ENTRY_POINT,
+    PACKAGE,
+    TASK_KEY,
+    cluster_environment,
+    cluster_requirements,
+    job_args,
+    run_name,
+)
 from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus, job_result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,9 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 TARGET = "databricks"
-TASK_KEY = "pipeline"
-ENTRY_POINT = "headwater-job"
-PACKAGE = "headwater"
 
 # Life-cycle states (RunLifeCycleState) before a result exists.
 _LIFE_CYCLE: dict[str, RemoteState] = {
@@ -120,7 +125,7 @@ class DatabricksService:
         return jobs.SubmitTask(
             task_key=TASK_KEY,
             python_wheel_task=jobs.PythonWheelTask(
-                package_name=PACKAGE, entry_point=ENTRY_POINT, parameters=[job, "--dataset", dataset]
+                package_name=PACKAGE, entry_point=ENTRY_POINT, parameters=job_args(job, dataset)
             ),
             libraries=libraries,
             **cluster,
@@ -134,7 +139,7 @@ class DatabricksService:
         """
         with _errors("submitting a run of " + dataset):
             waiter = self.client.jobs.submit(
-                run_name=f"headwater-{job}-{dataset}",
+                run_name=run_name(job, dataset),
                 tasks=[self.task(dataset, job=job)],
                 idempotency_token=token,
                 timeout_seconds=self.config.timeout_seconds,

@@ -1,4 +1,10 @@
-"""What a remote cluster installs for a run: headwater's wheel plus its pinned PyPI dependencies."""
+"""What a run on a cluster is: the wheel's entry point, what the cluster installs, what it gets.
+
+The entry point and its arguments, the pinned PyPI dependencies installed beside the wheel, and
+the environment and Spark conf the job receives. One place for all of them, so a submitted run
+(spark-submit, Databricks, Synapse) and a rendered deployment (:mod:`ingestion.deploy`) start
+the same job the same way.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from ingestion.core.config import Settings
 
 NEVER = ("pyspark", "delta-spark")  # the cluster ships its own
+PACKAGE = "headwater"  # the wheel's distribution name (python_wheel_task.package_name)
+ENTRY_POINT = "headwater-job"  # [project.scripts] headwater-job = "jobs.launch:run"
+TASK_KEY = "pipeline"  # the one task of a Databricks run or job
+
+
+def job_args(job: str, dataset: str) -> list[str]:
+    """The arguments after ``headwater-job`` / ``launch.py``: ``<job> --dataset <dataset>``."""
+    return [job, "--dataset", dataset]
+
+
+def run_name(job: str, dataset: str) -> str:
+    """The name of a run (or a deployed job) of ``job`` for ``dataset``: ``headwater-<job>-<dataset>``."""
+    return f"headwater-{job}-{dataset}"
 
 
 def cluster_requirements() -> list[str]:
@@ -44,3 +63,25 @@ def cluster_environment(settings: Settings, env: Environment | str) -> dict[str,
     for zone, container in sorted(lake.containers.items()):
         out[f"HEADWATER_LAKE__CONTAINERS__{zone.upper()}"] = container
     return dict(sorted(out.items()))
+
+
+def yarn_job_conf(settings: Settings, env: Environment | str) -> dict[str, str]:
+    """The Spark conf of a job on a YARN pool (Synapse): Delta's settings and the job environment.
+
+    The cluster environment (:func:`cluster_environment`) goes to the driver (YARN's app
+    master) and to the executors.
+
+    Args:
+        settings: the lake settings to ship.
+        env: the environment.
+
+    Returns:
+        Conf key -> value, sorted by key.
+    """
+    from ingestion.core.spark.session import DELTA_CONF
+
+    conf = dict(DELTA_CONF)
+    for name, value in cluster_environment(settings, env).items():
+        conf[f"spark.yarn.appMasterEnv.{name}"] = value
+        conf[f"spark.executorEnv.{name}"] = value
+    return dict(sorted(conf.items()))

@@ -39,7 +39,7 @@ from azure.synapse.spark import SparkClient
 from azure.synapse.spark.models import SparkBatchJob, SparkBatchJobOptions
 
 from ingestion.core.reasons import RunCode
-from ingestion.remote.libraries import cluster_environment
+from ingestion.remote.libraries import job_args, yarn_job_conf
 from ingestion.remote.runs import RemoteRunError, RemoteState, RemoteStatus, job_result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,10 +54,6 @@ TARGET = "synapse"
 # passed explicitly so a library upgrade cannot change what is sent).
 LIVY_API_VERSION = "2019-11-01-preview"
 TOKEN_TAG = "headwater_token"
-DELTA_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
 PAGE_SIZE = 20  # the most Synapse lists per request
 MAX_PAGES = 50  # at most 1000 batches are searched for a token (Livy keeps recent ones only)
 _MESSAGE_MAX = 1000
@@ -185,9 +181,9 @@ class SynapseService:
         return SparkBatchJobOptions(
             name=token,
             file=str(cfg.launcher),
-            arguments=[job, "--dataset", dataset],
+            arguments=job_args(job, dataset),
             tags={TOKEN_TAG: token},
-            configuration={**DELTA_CONF, **_environment_conf(self.settings)},
+            configuration=yarn_job_conf(self.settings, self.settings.env),
             driver_memory=cfg.driver_memory,
             driver_cores=cfg.driver_cores,
             executor_memory=cfg.executor_memory,
@@ -283,15 +279,6 @@ class SynapseService:
         result = job_result(batch.log_lines)
         message = None if mapped in ("succeeded", "pending", "running") else _failure(batch, result)
         return RemoteStatus(mapped, detail, message, result)
-
-
-def _environment_conf(settings: Settings) -> dict[str, str]:
-    """The cluster environment (:func:`cluster_environment`) for the driver and the executors."""
-    env = cluster_environment(settings, settings.env)
-    return {
-        **{f"spark.yarn.appMasterEnv.{k}": v for k, v in env.items()},
-        **{f"spark.executorEnv.{k}": v for k, v in env.items()},
-    }
 
 
 def _failure(batch: SparkBatchJob, result: dict[str, Any] | None) -> str:
