@@ -397,8 +397,9 @@ class IngestJob:
         from ingestion.bronze import readers
 
         readable: list[tuple[ManifestFile, tuple[str, ...] | None]] = []
+        judge = _SourceColumnsJudge(self.storage, ds)
         for todo_file in todo:
-            changed = self._source_changed(ds, todo_file.path)
+            changed = judge(todo_file.path)
             if changed:
                 self._reject(todo_file, changed, FileCode.SCHEMA)
                 continue
@@ -583,20 +584,6 @@ class IngestJob:
             return readers.read_parquet(self.spark, uris, known), None
         raise TypeError(f"unsupported format {fmt!r}")  # pragma: no cover - contracts validate formats
 
-    def _source_changed(self, ds: Dataset, path: str) -> str | None:
-        """Why the contract cannot take a change file (a source column dropped or retyped), or None."""
-        from ingestion.changes import columns
-
-        digest = columns.digest_of(path) if ds.cdc is not None else None
-        if digest is None:
-            return None
-        carried = columns.load(self.storage, digest)
-        if carried is None:
-            return f"its source-columns record {columns.record_path(digest)} is missing"
-        contract = {n: c.dtype.type.simpleString() for n, c in ds.model().to_schema().columns.items()}
-        found = columns.problems(contract, carried)
-        return "; ".join(f"{name}: {why}" for name, why in found) or None
-
     def _reject(self, f: ManifestFile, reason: str, code: FileCode) -> None:
         log.info("rejecting %s: %s", f.path, code)  # reported in the result, manifest and ledger
         f.disposition = "rejected"
@@ -655,6 +642,42 @@ class IngestJob:
             "quarantined_at": time.time(),
         }
         self.storage.write_bytes(f"{base}.reason.json", json.dumps(reason, indent=1).encode())
+
+
+class _SourceColumnsJudge:
+    """Why the contract cannot take a change file (a source column dropped or retyped), or None.
+
+    One per batch read: the contract's types are built once, and each columns record (usually one
+    per source) is read once.
+    """
+
+    def __init__(self, storage: Storage, ds: Dataset) -> None:
+        self.storage = storage
+        self.ds = ds
+        self._contract: dict[str, str] | None = None
+        self._verdicts: dict[str, str | None] = {}
+
+    def __call__(self, path: str) -> str | None:
+        from ingestion.changes import columns
+
+        digest = columns.digest_of(path) if self.ds.cdc is not None else None
+        if digest is None:
+            return None
+        if digest not in self._verdicts:
+            self._verdicts[digest] = self._judge(digest)
+        return self._verdicts[digest]
+
+    def _judge(self, digest: str) -> str | None:
+        from ingestion.changes import columns
+
+        carried = columns.load(self.storage, digest)
+        if carried is None:
+            return f"its source-columns record {columns.record_path(digest)} is missing"
+        if self._contract is None:
+            schema = self.ds.model().to_schema()
+            self._contract = {n: c.dtype.type.simpleString() for n, c in schema.columns.items()}
+        found = columns.problems(self._contract, carried)
+        return "; ".join(f"{name}: {why}" for name, why in found) or None
 
 
 def ingest(

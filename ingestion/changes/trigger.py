@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-_DELETES = {"2", "delete", "d"}  # the trigger's delete, as a number or a name
-
 
 class ChangePayloadError(HeadwaterError):
     """A SQL trigger payload that is not a JSON array of ``{"Item": {...}, "Operation": ...}``.
@@ -145,7 +143,8 @@ def land_trigger_batch(
     if not rows:
         return TriggerOutcome("empty", 0)
     # What the batch's whole rows carry (a delete carries only its key: it says nothing).
-    carried = from_items(r for r in rows if str(r[lake.CHANGE_OP]).strip().lower() not in _DELETES)
+    deletes = lake.CHANGE_OP_SPELLINGS["D"]
+    carried = from_items(r for r in rows if str(r[lake.CHANGE_OP]).strip().upper() not in deletes)
     landed = land_changes(storage, dataset, source, rows, name=f"{name}.jsonl", columns=carried)
     try:  # the batch is durable now: nothing below may fail the invocation
         recorded = record(landed)

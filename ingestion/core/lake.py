@@ -38,6 +38,9 @@ LINE_TOO_LONG = f"{RowCheck.LINE_TOO_LONG.value}: "
 CHANGE_OP = "_change_op"
 CHANGE_SEQ = "_change_seq"
 CHANGE_COLUMNS = (CHANGE_OP, CHANGE_SEQ)
+# What a change file's operation may say, upper-cased, per operation: our letters, the names, and
+# the Functions SQL trigger's numbers outside .NET (0 insert, 1 update, 2 delete).
+CHANGE_OP_SPELLINGS = {"I": ("I", "INSERT", "0"), "U": ("U", "UPDATE", "1"), "D": ("D", "DELETE", "2")}
 DELETED = "_deleted"  # silver's soft-delete flag (Cdc(deletes="soft"))
 TOMBSTONED_AT = "_tombstoned_at"
 LINEAGE_COLUMNS = (SOURCE_PATH, SOURCE_SHA256, SOURCE_ROW, INGESTED_AT, BATCH_ID)

@@ -41,16 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ingestion.core.storage import Storage
 
 INSERT, UPDATE, DELETE = "I", "U", "D"
-# What the files may say, upper-cased: our letters, the names, and the Functions SQL trigger's
-# numbers outside .NET (0 insert, 1 update, 2 delete).
-_SPELLINGS = {INSERT: ("I", "INSERT", "0"), UPDATE: ("U", "UPDATE", "1"), DELETE: ("D", "DELETE", "2")}
 
 
 def normalize_op(raw: Column) -> Column:
     """``raw`` as I, U or D; any other value unchanged (the ``operation`` check quarantines it)."""
     text = F.upper(F.trim(raw.cast("string")))
     out = F.when(F.lit(False), F.lit(None).cast("string"))
-    for letter, spellings in _SPELLINGS.items():
+    for letter, spellings in lake.CHANGE_OP_SPELLINGS.items():
         out = out.when(text.isin(*spellings), F.lit(letter))
     return out.otherwise(raw.cast("string"))
 
