@@ -340,7 +340,7 @@ def poll_open(
         except RemoteRunError as err:
             log.warning("polling %s run %s of %s failed: %s", run.target, run.run_id, run.dataset, err)
             continue
-        record = runs.load(run.dataset)
+        record = runs.load(run.dataset)  # read again after the request: another poll may have closed it
         current = record.current
         if current is None or current.run_id != run.run_id:
             continue
