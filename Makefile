@@ -22,7 +22,7 @@ $(NPM_STAMP): package.json
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[local,functions,ml,sql,deploy,test,lint]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[local,functions,ml,sql,deploy,secrets,access,test,lint]'
 	@touch $@
 
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt
@@ -64,4 +64,4 @@ test-cluster: setup
 	$(VENV)/bin/python -m pytest tests/cluster tests/ingestion/test_submit.py
 
 clean:
-	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-lake demo-cluster-lake
+	rm -rf $(VENV) $(FLOOR) node_modules .cache demo-cluster-lake demo-cluster-lake-sources  # never ./lake: the project's own data

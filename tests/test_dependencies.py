@@ -83,6 +83,8 @@ def test_the_environment_check_sees_reads_and_lets_writes_be():
 def test_environment_is_read_through_settings_only():
     allowed = {
         ROOT / "ingestion/core/config.py",  # Settings and Settings.secret
+        ROOT / "ingestion/core/profiles.py",  # the layers Settings are read from, and their check
+        ROOT / "ingestion/core/secrets.py",  # the `env` secret store: a secret's variable
         ROOT / "ingestion/testing/azurite.py",  # the test kit's Azurite variables
     }
     found = [

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ingestion.core.errors import ConfigError
 
 ZONES = ("landing", "bronze", "silver", "gold", "quarantine", "system")
 
@@ -56,8 +59,9 @@ class SparkAuthSettings(BaseModel):
     kind: Literal["none", "oauth", "msi"] = "none"
     tenant_id: str | None = None
     client_id: str | None = None
-    # Name of the environment variable holding the secret (read with Settings.secret).
-    client_secret_env: str = "HEADWATER_ABFS_CLIENT_SECRET"
+    # The secret's name (read with Settings.secret): an environment variable with
+    # secrets.kind=env (the default), else its name in the vault or secret scope.
+    client_secret_name: str = "HEADWATER_ABFS_CLIENT_SECRET"
 
 
 class SparkSettings(BaseModel):
@@ -183,6 +187,81 @@ class MLSettings(BaseModel):
         return bool(self.subscription_id and self.resource_group and self.workspace)
 
 
+class SecretsSettings(BaseModel):
+    """Where a named secret is resolved (``HEADWATER_SECRETS__*``; ``ingestion.core.secrets``).
+
+    ``kind="env"`` (the default, and the Function App's: its app settings are Key Vault
+    references the platform resolves into environment variables): a secret's name is the
+    environment variable holding it. ``keyvault``: the secret of that name in ``vault_url``, read
+    with ``DefaultAzureCredential``. ``databricks``: the key of that name in the secret
+    ``scope``. ``synapse``: the secret of that name in the Key Vault ``vault_url`` names, read
+    through the workspace's ``linked_service``.
+    """
+
+    kind: Literal["env", "keyvault", "databricks", "synapse"] = "env"
+    vault_url: str | None = None  # https://<vault>.vault.azure.net
+    scope: str | None = None  # a Databricks secret scope (often Key Vault-backed)
+    linked_service: str | None = None  # a Synapse linked service to the Key Vault
+
+
+class Principal(BaseModel):
+    """An Entra ID identity named in an ACL entry by its object id.
+
+    ``kind="group"`` for security groups; ``kind="user"`` for users, service principals and
+    managed identities (ADLS Gen2 names all of those in ``user:`` entries).
+    """
+
+    object_id: str
+    kind: Literal["group", "user"] = "group"
+    # What it is, for the plan people read (never used to grant anything).
+    name: str | None = None
+
+
+class FolderAccess(BaseModel):
+    """Extra grants on one dataset's folder in one zone."""
+
+    readers: list[Principal] = Field(default_factory=list)
+    writers: list[Principal] = Field(default_factory=list)
+
+
+class AccessSettings(BaseModel):
+    """Declared access per zone and per dataset folder, as ADLS Gen2 ACLs (``headwater lake apply-access``).
+
+    Zones are containers (``lake.containers``), so container role assignments (RBAC) give the
+    coarse grant and these ACLs the per-folder one. Each list holds principals:
+    ``landing_writers`` drop files into landing; ``functions`` is the Function App's identity
+    (reads landing, writes the system area); ``spark`` is the Spark identity (reads landing,
+    writes bronze, silver, gold, quarantine and system); ``gold_readers`` are the Azure ML
+    workspace and its compute identities. ``datasets`` adds grants per dataset folder:
+    ``datasets.<dataset>.<zone> = {readers = [...], writers = [...]}``.
+    """
+
+    landing_writers: list[Principal] = Field(default_factory=list)
+    functions: list[Principal] = Field(default_factory=list)
+    spark: list[Principal] = Field(default_factory=list)
+    gold_readers: list[Principal] = Field(default_factory=list)
+    datasets: dict[str, dict[str, FolderAccess]] = Field(default_factory=dict)
+
+
+# The project file and profile layers (highest first) while ingestion.core.profiles builds
+# settings; empty otherwise, so ``Settings(...)`` in code reads only defaults and the environment.
+FILE_LAYERS: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("headwater_file_layers", default=())
+
+
+class _FileLayer(PydanticBaseSettingsSource):
+    """One checked TOML layer (``ingestion.core.profiles.file_layer``) as a settings source."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.data
+
+
 class Settings(BaseSettings):
     """All of headwater's settings. ``Settings()`` reads ``HEADWATER_*`` from the environment."""
 
@@ -198,6 +277,8 @@ class Settings(BaseSettings):
     # Failed attempts at handling one landed blob before it is parked (ingestion.poison).
     poison_max_attempts: int = 3
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     # A CSV or JSON lines record of this many bytes or more (line break included) is not read
     # into memory: it lands as a row with code line_too_long, and the rest of its file lands.
     max_line_bytes: int = Field(default=64 * 1024 * 1024, ge=64, le=2**31 - 1)
@@ -210,14 +291,54 @@ class Settings(BaseSettings):
     # installed distribution and git when unset.
     code_version: str | None = None
 
-    def secret(self, variable: str) -> SecretStr | None:
-        """The secret held by the environment variable a setting names, or None when unset.
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest first: code, the environment, the profile, the project file (then defaults).
+        files = tuple(_FileLayer(settings_cls, data) for data in FILE_LAYERS.get())
+        return (init_settings, env_settings, *files)
+
+    def secret(self, name: str) -> SecretStr | None:
+        """The secret a setting names, from the store ``secrets`` configures.
 
         Args:
-            variable: the variable's name, e.g. ``spark.auth.client_secret_env``.
+            name: the secret's name (``spark.auth.client_secret_name``, a SQL source's
+                ``connection_setting``): an environment variable with ``secrets.kind=env``, else
+                the secret's name in the vault or scope.
 
         Returns:
-            The value as a ``SecretStr`` (it prints as ``**********``).
+            The value as a ``SecretStr`` (it prints as ``**********``), or None when unset.
+
+        Raises:
+            ConfigError: the value is a Key Vault reference nobody resolved, or the store's
+                settings are incomplete.
+            ingestion.core.secrets.SecretError: the store could not answer (transient or not).
+        """
+        from ingestion.core.secrets import secret_store
+
+        value = secret_store(self).get(name)
+        if value is not None and value.get_secret_value().startswith("@Microsoft.KeyVault("):
+            raise ConfigError(
+                f"{name} holds a Key Vault reference that was not resolved: only a Function App"
+                " resolves them (grant its identity 'Key Vault Secrets User'); elsewhere set the"
+                " value itself or use secrets.kind=keyvault"
+            )
+        return value
+
+    def environment_secret(self, variable: str) -> SecretStr | None:
+        """The secret in environment variable ``variable`` whatever the store (Azurite, tests).
+
+        Args:
+            variable: the variable's name, e.g. ``lake.connection_string_env``.
+
+        Returns:
+            The value as a ``SecretStr``, or None when unset.
         """
         value = os.environ.get(variable)
         return SecretStr(value) if value else None
@@ -253,5 +374,15 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once from every layer and checked.
+
+    Returns:
+        Defaults < ``headwater.toml`` < ``environments/<env>.toml`` < ``HEADWATER_*`` variables
+        (:mod:`ingestion.core.profiles`).
+
+    Raises:
+        ingestion.core.profiles.SettingsError: an unknown or invalid setting, named.
+    """
+    from ingestion.core.profiles import load_settings
+
+    return load_settings()

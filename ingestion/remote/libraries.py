@@ -43,8 +43,8 @@ def cluster_environment(settings: Settings, env: Environment | str) -> dict[str,
 
     What a submitted run's job cluster (:mod:`ingestion.remote.databricks`) and a rendered
     deployment (:mod:`ingestion.deploy`) both get: the environment, and the lake (kind,
-    account, containers) from ``settings``. Secrets are never among them: the cluster reaches
-    the lake with its own identity.
+    account, containers), the Azure ML workspace and the secret store from ``settings``. Secrets
+    are never among them: the cluster reaches the lake and the store with its own identity.
 
     Args:
         settings: the lake settings to ship.
@@ -62,6 +62,12 @@ def cluster_environment(settings: Settings, env: Environment | str) -> dict[str,
         out["HEADWATER_LAKE__ACCOUNT"] = lake.account
     for zone, container in sorted(lake.containers.items()):
         out[f"HEADWATER_LAKE__CONTAINERS__{zone.upper()}"] = container
+    # The profile's Azure ML workspace (register runs on the cluster) and secret store, which
+    # the cluster cannot read from the project's files: names and URLs only, never a secret.
+    for prefix, section in (("HEADWATER_ML__", settings.ml), ("HEADWATER_SECRETS__", settings.secrets)):
+        for name, value in section.model_dump().items():
+            if value is not None and not (prefix == "HEADWATER_SECRETS__" and value == "env"):
+                out[f"{prefix}{name.upper()}"] = str(value)
     return dict(sorted(out.items()))
 
 

@@ -36,7 +36,7 @@ ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # The environment variable tests point `lake.connection_string_env` (and the Function's
 # `LandingStorage` connection) at.
-CONNECTION_ENV = "HEADWATER_TEST_AZURITE_CONNECTION"
+CONNECTION_ENV = "HW_TEST_AZURITE_CONNECTION"
 
 
 class AzuriteError(RuntimeError):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ingestion.core.config import Settings, get_settings
@@ -107,7 +108,8 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # Escaped: a message's own brackets (the reason code, "[lease_held]") are text, not markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -143,8 +145,20 @@ def exit_with(status: str) -> None:
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")) -> None:
+def _root(
+    typer_ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if typer_ctx.invoked_subcommand == "settings":
+        return  # `settings show --env X` reads (and reports on) the settings itself
+    # Settings are checked once, before any command: a mistyped or invalid setting stops here,
+    # in one line naming it, instead of running against the wrong lake.
+    from ingestion.core.profiles import SettingsError
+
+    try:
+        get_settings()
+    except SettingsError as err:
+        raise fail(f"{err} [{err.code}]", 2) from None

@@ -11,7 +11,8 @@ from typing import Any
 import typer
 from rich.panel import Panel
 
-from jobs.cli.app import Context, app, console, run_cli, table
+from ingestion.core.config import Settings, get_settings
+from jobs.cli.app import Context, app, console, fail, run_cli, table
 
 
 def _land_batch(ctx: Context, batch: int) -> list[Any]:
@@ -264,7 +265,7 @@ def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
     db = root.parent / f"{root.name}-sources" / "members.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     # A local file, not a secret: the demo connects to it directly instead of through the app
-    # setting the source names (`headwater pull --source club` reads HEADWATER_DEMO_SQL).
+    # setting the source names (`headwater pull --source club` reads CLUB_SQL_CONNECTION).
     odbc = f"Driver=SQLite3;Database={db}"
 
     def connect(_settings: Any, _source: Any) -> Any:
@@ -314,7 +315,7 @@ def sql_stream(ctx: Context, settings: Any, *, submit: Any = None) -> list[Any]:
     return results
 
 
-DEMO_SQL_SETTING = "HEADWATER_DEMO_SQL"
+DEMO_SQL_SETTING = "CLUB_SQL_CONNECTION"
 
 
 def _cluster_demo(ctx: Context, lake: Path) -> None:
@@ -351,21 +352,53 @@ def _cluster_demo(ctx: Context, lake: Path) -> None:
         cluster.stop()
 
 
+def demo_lake(project: Settings, lake: Path | None) -> tuple[Path, str]:
+    """The demo's lake, and what the commands it advises need in front to read that lake.
+
+    Args:
+        project: the project's settings (``headwater.toml``'s ``lake.root`` for dev).
+        lake: the ``--lake`` folder, or None for the project's lake.
+
+    Returns:
+        The folder, and ``""`` when it is the project's lake (every command reads it as printed),
+        else the ``HEADWATER_LAKE__ROOT=...`` the commands need.
+
+    Raises:
+        typer.Exit: the environment's lake is not local and no folder was given.
+    """
+    if lake is None:
+        if project.lake.kind != "local":
+            raise fail(
+                f"the demo runs on a local lake; this environment ({project.env.value}) has an Azure lake."
+                " Unset HEADWATER_ENV, or pass --lake FOLDER",
+                2,
+            )
+        return Path(project.lake.root), ""
+    own = project.lake.kind == "local" and Path(project.lake.root).resolve() == lake.resolve()
+    return lake, "" if own else f"HEADWATER_LAKE__ROOT={lake} "
+
+
 @app.command("demo")
 def demo_cmd(
-    lake: Path = typer.Option(Path("demo-lake"), "--lake", help="Folder for the demo's lake."),
+    lake: Path | None = typer.Option(
+        None,
+        "--lake",
+        help="Folder for the demo's lake (default: the project's lake, headwater.toml's lake.root).",
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Start over: delete the demo lake first."),
     cluster: bool = typer.Option(
         False, "--cluster", help="Submit pipeline runs with spark-submit to a local standalone cluster."
     ),
 ) -> None:
     """Land two batches of example data, run every stage on each, then summarise."""
-    from ingestion.core.config import LakeSettings, Settings
+    from ingestion.core.config import LakeSettings
 
+    project = get_settings()
+    lake, prefix = demo_lake(project, lake)
     if fresh and lake.exists():
         shutil.rmtree(lake)
         shutil.rmtree(lake.parent / f"{lake.name}-sources", ignore_errors=True)
-    settings = Settings(lake=LakeSettings(kind="local", root=lake))
+    settings = project.model_copy(update={"lake": LakeSettings(kind="local", root=lake)})
     ctx = Context(settings=settings)
     started = time.time()
 
@@ -380,18 +413,19 @@ def demo_cmd(
             last = local_batches(ctx, settings)
             sql_stream(ctx, settings)
         _summary(ctx)
+        from transforms.assets import open_registry
+
+        reg = open_registry(settings, ctx.storage)
+        latest = [reg.versions(n)[-1] for n in reg.names() if reg.versions(n)]
         report = next((r.report_uri for r in last if r.report_uri), None)
         if report is None:  # a rerun registers nothing new: show the latest report
-            from transforms.assets import open_registry
-
-            reg = open_registry(settings, ctx.storage)
-            latest = [reg.versions(n)[-1] for n in reg.names() if reg.versions(n)]
             report = next((a.tags.get("drift_report") for a in latest if a.tags.get("drift_report")), None)
+        example = f"{latest[0].name}:{latest[0].version}" if latest else "NAME:VERSION"
         console.print(
             Panel.fit(
                 f"done in {time.time() - started:.0f}s · lake: {lake}\n"
                 f"drift report: {report or 'n/a'}\n"
-                "next: headwater status · headwater assets list · headwater trace NAME:VERSION\n"
+                f"next: {prefix}headwater status · {prefix}headwater assets list · {prefix}headwater trace {example}\n"
                 "      headwater demo (resumes, adds nothing) · headwater demo --fresh",
                 title="demo",
             )

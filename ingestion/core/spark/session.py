@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,13 +60,13 @@ def abfs_conf(settings: Settings) -> dict[str, str]:
         if auth.client_id:
             conf[f"fs.azure.account.oauth2.client.id.{host}"] = auth.client_id
         return conf
-    secret = settings.secret(auth.client_secret_env)
+    secret = settings.secret(auth.client_secret_name)
     if not (auth.tenant_id and auth.client_id and secret):
         from ingestion.core.errors import ConfigError
 
         raise ConfigError(
             "spark.auth.kind=oauth needs spark.auth.tenant_id, spark.auth.client_id and the "
-            f"secret in ${auth.client_secret_env}"
+            f"secret in ${auth.client_secret_name}"
         )
     conf.update(
         {
@@ -135,6 +136,9 @@ def submitted_conf() -> dict[str, str] | None:
     return dict(SparkConf().getAll())
 
 
+DEFAULT_WAREHOUSE = Path(tempfile.gettempdir()) / "headwater" / "spark-warehouse"
+
+
 def session_options(
     settings: Settings, *, submitted: dict[str, str] | None, warehouse: Path | None = None
 ) -> dict[str, str]:
@@ -164,8 +168,9 @@ def session_options(
             }
         )
     defaults = {**DELTA_CONF, "spark.databricks.delta.snapshotPartitions": "2"}
-    if warehouse is not None:
-        defaults["spark.sql.warehouse.dir"] = str(warehouse)
+    # headwater addresses tables by path and never uses managed ones; Spark would still create
+    # `spark-warehouse/` in the working directory (the project root) unless told otherwise.
+    defaults["spark.sql.warehouse.dir"] = str(warehouse or DEFAULT_WAREHOUSE)
     for key, value in defaults.items():
         if submitted is None or key not in submitted:
             opts[key] = value

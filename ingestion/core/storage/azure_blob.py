@@ -136,7 +136,7 @@ class BlobStorage(Storage):
         lake = settings.lake
         conn_env = lake.connection_string_env
         if conn_env:
-            conn = settings.secret(conn_env)
+            conn = settings.environment_secret(conn_env)
             if conn is None:
                 raise ConfigError(
                     f"lake.connection_string_env names {conn_env!r}, but that variable is not set"

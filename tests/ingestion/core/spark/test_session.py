@@ -24,6 +24,19 @@ def test_a_local_session_gets_headwaters_master_memory_and_delta():
     assert {k: opts[k] for k in DELTA_CONF} == DELTA_CONF
 
 
+def test_no_session_leaves_a_spark_warehouse_folder_in_the_project():
+    import tempfile
+
+    for submitted in (None, {"spark.master": "spark://127.0.0.1:7077"}):
+        folder = Path(session_options(SETTINGS, submitted=submitted)["spark.sql.warehouse.dir"])
+        assert folder == Path(tempfile.gettempdir()) / "headwater" / "spark-warehouse"
+        assert not folder.is_relative_to(Path.cwd())
+    # A platform's own warehouse (Synapse, a cluster's conf) is left as it set it.
+    assert "spark.sql.warehouse.dir" not in session_options(
+        SETTINGS, submitted={"spark.sql.warehouse.dir": "abfss://w@a.dfs.core.windows.net/wh"}
+    )
+
+
 def test_under_spark_submit_master_memory_and_jars_are_left_alone():
     submitted = {
         "spark.master": "spark://127.0.0.1:7077",
