@@ -171,6 +171,10 @@ if [[ -z $package ]]; then
     --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
     --only-binary=:all: "${wheels[0]}[functions]"
   cp "$repo/function_app.py" "$repo/host.json" "$repo/requirements.txt" "$work/app/"
+  # The project file and the profiles: the app resolves its settings the way every command does
+  # (headwater.toml < environments/$HEADWATER_ENV.toml < app settings).
+  cp "$repo/headwater.toml" "$work/app/"
+  cp -R "$repo/environments" "$work/app/environments"
   package="$work/$package_blob"
   (cd "$work/app" && "$python" -m zipfile -c "$package" .)
 fi

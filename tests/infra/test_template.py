@@ -332,6 +332,8 @@ def test_app_settings_configure_headwater_and_the_identity_based_connections(nam
     assert s["LandingStorage__blobServiceUri"] == f"https://{lake}.blob.core.windows.net"
     assert s["LandingStorage__queueServiceUri"] == f"https://{lake}.queue.core.windows.net"
     assert s["HEADWATER_ENV"] == "dev"
+    # The deployed package holds headwater.toml and environments/ (deploy.sh): the app reads them.
+    assert s["HEADWATER_PROJECT"] == "/home/site/wwwroot"
     assert s["HEADWATER_LAKE__KIND"] == "azure"
     assert s["HEADWATER_LAKE__ACCOUNT"] == lake
     assert s["HEADWATER_LAKE__BLOB_ENDPOINT"] == f"https://{lake}.blob.core.windows.net"
