@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from ingestion.access.acl import BASE_ENTRIES, MAX_ENTRIES, AclEntry, union
 from ingestion.core import lake as layout
 from ingestion.core.config import ZONES, Principal, Settings
-from ingestion.core.errors import ConfigError
+from ingestion.core.errors import ConfigError, SettingsError
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # ingestion.contracts.model.NAME_RE
@@ -61,16 +61,8 @@ ZONE_ROLES: tuple[tuple[str, str, str], ...] = (
 DATASET_ZONES = ("landing", "bronze", "silver", "gold", "quarantine")
 
 
-class AccessPlanError(ConfigError):
-    """``settings.access`` cannot become a plan; every problem names its setting.
-
-    Attributes:
-        problems: one line per problem.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+class AccessPlanError(SettingsError):
+    """``settings.access`` cannot become a plan; every problem names its setting."""
 
 
 @dataclass(frozen=True)

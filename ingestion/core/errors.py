@@ -29,6 +29,18 @@ class ConfigError(HeadwaterError):
     code = RunCode.CONFIG
 
 
+class SettingsError(ConfigError):
+    """Settings are unknown or invalid; each problem names its setting and what would be valid.
+
+    Attributes:
+        problems: one line per problem.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
 # --- storage -----------------------------------------------------------------------------------
 class StorageError(HeadwaterError):
     """A lake operation failed (transient: the same call may succeed once the store answers)."""

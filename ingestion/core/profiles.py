@@ -31,7 +31,7 @@ from ingestion.core.config import (
     Environment,
     Settings,
 )
-from ingestion.core.errors import ConfigError
+from ingestion.core.errors import SettingsError
 from ingestion.core.redact import REDACTED, is_secret_setting, looks_secret
 
 if sys.version_info >= (3, 11):
@@ -47,18 +47,6 @@ PROJECT_VARIABLE = "HEADWATER_PROJECT"
 ENV_VARIABLE = "HEADWATER_ENV"
 
 Path_ = tuple[str, ...]
-
-
-class SettingsError(ConfigError):
-    """A setting is unknown or invalid; the message names it and what would be valid.
-
-    Attributes:
-        problems: one line per problem.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
