@@ -9,6 +9,8 @@ Three functions, thin adapters over ``ingestion.events`` (see ``functions/``):
   ``schemas/`` declares one): each batch of row changes is landed as a change file.
 * ``sql_pull_<source>`` - a timer per watermark-mode ``SqlSource``: the change puller, the
   trigger's reconcile.
+* ``status`` - HTTP ``GET /api/status[?dataset=NAME]`` (function key): the lake's status as JSON,
+  read without Spark (``ingestion.lakeview``).
 
 Importing this module never imports pyspark.
 """
@@ -22,6 +24,7 @@ from functions.event_grid import bp as events_bp
 from functions.reconcile import bp as reconcile_bp
 from functions.sql_pull import bp as pull_bp
 from functions.sql_trigger import bp as sql_bp
+from functions.status import bp as status_bp
 
 app = func.FunctionApp()
 app.register_functions(blob_bp)
@@ -29,3 +32,4 @@ app.register_functions(events_bp)
 app.register_functions(reconcile_bp)
 app.register_functions(sql_bp)
 app.register_functions(pull_bp)
+app.register_functions(status_bp)

@@ -58,7 +58,7 @@ def _probe() -> dict:
 def test_function_app_loads_without_pyspark_and_serializes_bindings():
     out = _probe()
     assert out.pop("_spark_loaded") == []
-    assert set(out) == {"landing_blob", "landing_events", "landing_reconcile"}
+    assert set(out) == {"landing_blob", "landing_events", "landing_reconcile", "status"}
 
     (blob,) = out["landing_blob"]["raw"]
     assert blob == {
