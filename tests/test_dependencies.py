@@ -85,6 +85,7 @@ def test_environment_is_read_through_settings_only():
         ROOT / "ingestion/core/config.py",  # Settings and Settings.secret
         ROOT / "ingestion/core/profiles.py",  # the layers Settings are read from, and their check
         ROOT / "ingestion/core/secrets.py",  # the `env` secret store: a secret's variable
+        ROOT / "ingestion/testing/faults.py",  # failpoints armed by the fault harness (HW_FAULT_CRASH_AT)
         ROOT / "ingestion/testing/azurite.py",  # the test kit's Azurite variables
     }
     found = [
