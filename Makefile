@@ -22,7 +22,7 @@ $(NPM_STAMP): package.json
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[local,functions,ml,sql,deploy,secrets,access,test,lint]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[local,functions,ml,sql,deploy,secrets,access,telemetry,lakeview,test,lint]'
 	@touch $@
 
 $(FLOOR_STAMP): pyproject.toml constraints-floor.txt

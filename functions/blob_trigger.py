@@ -14,7 +14,7 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob_ext
 
-from functions.runtime import LANDING_CONNECTION, LANDING_PATH, get_runtime
+from functions.runtime import LANDING_CONNECTION, LANDING_PATH, get_runtime, invocation_trace
 
 log = logging.getLogger("headwater.functions.blob")
 
@@ -28,8 +28,12 @@ bp = func.Blueprint()
     connection=LANDING_CONNECTION,
     source=func.BlobSource.EVENT_GRID,
 )
-def landing_blob(blob: blob_ext.BlobClient) -> None:
-    """A blob was written in landing: record it once; batch its dataset when due."""
-    handled = get_runtime().on_blob(blob)
+def landing_blob(blob: blob_ext.BlobClient, context: func.Context) -> None:
+    """A blob was written in landing: record it once; batch its dataset when due.
+
+    Inside the host's trace of the invocation: a run it submits continues it.
+    """
+    with invocation_trace(context):
+        handled = get_runtime().on_blob(blob)
     level = logging.WARNING if handled.outcome in ("parked", "rejected") else logging.INFO
     log.log(level, "landing blob %s", json.dumps(handled.summary(), default=str))

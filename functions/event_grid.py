@@ -12,7 +12,7 @@ import logging
 
 import azure.functions as func
 
-from functions.runtime import get_runtime
+from functions.runtime import get_runtime, invocation_trace
 
 log = logging.getLogger("headwater.functions.events")
 
@@ -21,9 +21,13 @@ bp = func.Blueprint()
 
 @bp.function_name("landing_events")
 @bp.event_grid_trigger(arg_name="event")
-def landing_events(event: func.EventGridEvent) -> None:
-    """One storage event: a completed file (or directory) in landing is recorded once."""
-    results = get_runtime().on_event(event.event_type, event.subject, event.get_json(), event_id=event.id)
+def landing_events(event: func.EventGridEvent, context: func.Context) -> None:
+    """One storage event: a completed file (or directory) in landing is recorded once.
+
+    Inside the host's trace of the invocation: a run it submits continues it.
+    """
+    with invocation_trace(context):
+        results = get_runtime().on_event(event.event_type, event.subject, event.get_json(), event_id=event.id)
     for handled in results:
         level = logging.WARNING if handled.outcome in ("parked", "rejected") else logging.INFO
         log.log(level, "landing event %s %s", event.id, json.dumps(handled.summary(), default=str))

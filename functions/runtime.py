@@ -8,6 +8,11 @@ blob's properties (etag, size) are all the event needs, so memory does not grow 
 Failures of one file version are counted by the :class:`PoisonBox`: below the bound the error
 propagates and the trigger retries; at the bound the version is parked with its reason and the
 invocation succeeds, so a bad blob never holds up the others.
+
+Telemetry (:mod:`ingestion.core.telemetry`): the first runtime of a worker process installs the
+providers (``component="function-app"``), JSON log lines and the backlog gauges. Each trigger
+handles its invocation inside :func:`invocation_trace`, so the host's trace is the parent of the
+runs it submits (their ``--traceparent``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +30,7 @@ from functions.events import Ignored, classify
 from ingestion.batching import Batcher, BatchPolicy, InProcessSubmitter, Submitter, TriggerResult, describe
 from ingestion.contracts import Catalog
 from ingestion.contracts.paths import check_landing_path
+from ingestion.core import telemetry
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import RejectedPathError
 from ingestion.core.reasons import EventCode
@@ -423,12 +430,41 @@ _lock = threading.Lock()
 
 
 def get_runtime() -> LandingRuntime:
-    """The worker process's runtime, built from the settings on first use."""
+    """The worker process's runtime, built from the settings on first use (telemetry with it)."""
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = LandingRuntime.from_settings()
+            telemetry.install_json_logs()
+            settings = get_settings()
+            telemetry.configure(settings, component="function-app")
+            _runtime = LandingRuntime.from_settings(settings)
+            telemetry.register_backlog(_runtime.storage, _runtime.catalog)
         return _runtime
+
+
+@contextmanager
+def invocation_trace(context: object) -> Iterator[None]:
+    """Continue the host's trace of this invocation (``func.Context.trace_context``).
+
+    azure-functions declares ``trace_parent``/``trace_state``; the Python worker's object has
+    ``Traceparent``/``Tracestate`` (as azure-monitor-opentelemetry's README reads them): either.
+    """
+    trace_context = getattr(context, "trace_context", None)
+    parent = _first_str(trace_context, "trace_parent", "Traceparent")
+    state = _first_str(trace_context, "trace_state", "Tracestate")
+    with telemetry.continue_trace(parent, state):
+        yield
+
+
+def _first_str(obj: object, *names: str) -> str | None:
+    for name in names:
+        try:
+            value = getattr(obj, name, None)
+        except Exception:  # noqa: BLE001 - an abstract property of a stand-in context
+            value = None
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def set_runtime(runtime: LandingRuntime | None) -> None:

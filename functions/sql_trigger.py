@@ -21,7 +21,7 @@ import logging
 import azure.functions as func
 from azure.functions.decorators.function_app import FunctionBuilder
 
-from functions.runtime import get_runtime
+from functions.runtime import get_runtime, invocation_trace
 from ingestion.changes.sources import SqlSource
 from ingestion.contracts import Catalog
 
@@ -40,8 +40,9 @@ def register(blueprint: func.Blueprint, source: SqlSource) -> FunctionBuilder:
         connection_string_setting=source.connection_setting,
         leases_table_name=source.leases_table_name,
     )
-    def sql_changes(changes: str) -> None:
-        out = get_runtime().on_sql_changes(source.name, changes)
+    def sql_changes(changes: str, context: func.Context) -> None:
+        with invocation_trace(context):  # a run the batch submits continues the host's trace
+            out = get_runtime().on_sql_changes(source.name, changes)
         level = logging.ERROR if out.outcome == "quarantined" else logging.INFO
         summary = {"source": source.name, "outcome": out.outcome, "changes": out.changes}
         if out.landed is not None:

@@ -161,7 +161,9 @@ class SparkSubmitSubmitter:
 
         Returns:
             ``[spark-submit, --master, M, --name, ..., --conf k=v..., --packages|--jars ...,
-            launcher, job, --dataset, dataset, *extra]``.
+            launcher, job, --dataset, dataset, *extra]``; ``--traceparent <W3C>`` follows
+            ``dataset`` when a trace is current (the Function invocation's, the CLI's span), so
+            the job's spans continue it (:func:`~ingestion.remote.libraries.job_args`).
         """
         sub = self.settings.submit
         cmd = [str(sub.spark_submit or self.venv.spark_submit), "--master", sub.master]

@@ -4,16 +4,23 @@ The exit code is the job lifecycle's (``ingestion.core.lifecycle``): 0 when the 
 had nothing to do, 1 when it failed, 2 when it was refused (bad arguments, which is argparse's
 own exit, an unknown dataset, an invalid contract, the lease held by another run). The result is
 printed on stdout as one JSON object; a failure or refusal also goes to stderr, with its code.
+
+Telemetry: each entry point installs the process's providers (``component="job"``,
+:mod:`ingestion.core.telemetry`) and, given ``--traceparent`` (what a submitter passes: the trace
+of the Function invocation or CLI run that submitted it), continues that trace, so the run's
+``headwater.pipeline`` span is a child of the submitting span.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ingestion.core import telemetry
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.lifecycle import exit_code, failed_run, outcome_of
 
@@ -22,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ingestion.contracts import Catalog
     from ingestion.core.storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 class Result(Protocol):
@@ -74,6 +83,12 @@ def parser(prog: str, doc: str | None, *, lease_wait: str | None = None) -> argp
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--dataset", required=True, help="the dataset to run the job for")
+    p.add_argument(
+        "--traceparent",
+        default=None,
+        metavar="W3C",
+        help="the W3C traceparent of the run that submitted this one: the job's spans continue its trace",
+    )
     if lease_wait:
         p.add_argument("--lease-wait", type=float, default=0.0, help=f"seconds to wait for {lease_wait}")
     return p
@@ -90,6 +105,22 @@ def main(prog: str, args: argparse.Namespace, start: Callable[[argparse.Namespac
     Returns:
         0 succeeded or skipped, 1 failed, 2 refused.
     """
+    _configure_telemetry()
+    try:
+        with telemetry.continue_trace(getattr(args, "traceparent", None)):
+            return _run(prog, args, start)
+    finally:
+        telemetry.flush()  # a wheel task's process may outlive the job: export now
+
+
+def _configure_telemetry() -> None:
+    try:
+        telemetry.configure(get_settings(), component="job")
+    except Exception:  # noqa: BLE001 - bad settings are the job's refusal to report, not ours
+        log.debug("telemetry not configured", exc_info=True)
+
+
+def _run(prog: str, args: argparse.Namespace, start: Callable[[argparse.Namespace], Result]) -> int:
     try:
         result = start(args)
     except Exception as err:

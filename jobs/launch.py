@@ -5,6 +5,10 @@ spark-submit runs a Python file, not a module. This file, shipped in the wheel, 
 (0 ok or nothing to do, 1 failed, 2 refused)::
 
     spark-submit --master spark://127.0.0.1:7077 .../site-packages/jobs/launch.py ingest --dataset orders
+
+Every job's arguments include ``--traceparent W3C`` (``jobs.entry.parser``), which a submitter
+adds when it submits inside a trace (``ingestion.remote.libraries.job_args``): the job, run
+through here, configures its telemetry and continues that trace (``jobs.entry.main``).
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ class LakeSettings(BaseModel):
     containers: dict[str, str] = Field(default_factory=lambda: {z: z for z in ZONES})
     # The Blob endpoint; overridable for Azurite or sovereign clouds.
     blob_endpoint: str | None = None
+    # The container Event Grid dead-letters undeliverable events to (`headwater deadletter`).
+    deadletter_container: str = "eventgrid-deadletter"
     # Azurite/tests only: the NAME of an environment variable holding a storage connection string.
     # Deployed code authenticates with DefaultAzureCredential; the secret never lives in settings.
     connection_string_env: str | None = None
@@ -204,6 +206,19 @@ class SecretsSettings(BaseModel):
     linked_service: str | None = None  # a Synapse linked service to the Key Vault
 
 
+class TelemetrySettings(BaseModel):
+    """OpenTelemetry (``HEADWATER_TELEMETRY__*``; ``ingestion.core.telemetry``).
+
+    Exported to Application Insights when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, to
+    OTLP when ``otlp_endpoint`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``) is, else nowhere.
+    """
+
+    otlp_endpoint: str | None = None  # e.g. http://collector:4318 (OTLP over HTTP)
+    service_name: str = "headwater"
+    # JSON log lines carrying run_id, dataset, zone and batch (on in the Function App).
+    json_logs: bool = False
+
+
 class Principal(BaseModel):
     """An Entra ID identity named in an ACL entry by its object id.
 
@@ -278,6 +293,7 @@ class Settings(BaseSettings):
     poison_max_attempts: int = 3
     retry: RetrySettings = Field(default_factory=RetrySettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     # A CSV or JSON lines record of this many bytes or more (line break included) is not read
     # into memory: it lands as a row with code line_too_long, and the rest of its file lands.

@@ -12,6 +12,10 @@
 5. **Finish**: the record is appended to the run ledger, skipped runs too, while the lease is
    still held; then the lease is released.
 
+Every run is also the span ``headwater.<job>`` (:func:`ingestion.core.telemetry.run_span`),
+lease and refusal included: ended with the run's status, its result's attributes, its
+duration and row counters.
+
 The status vocabulary is the run ledger's: ``succeeded``, ``skipped``, ``failed``, plus
 ``refused`` for a run that never started (never stored). :func:`exit_code` maps it to the exit
 code every entry point returns: 0 succeeded or skipped, 1 failed, 2 refused.
@@ -25,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ingestion.core import telemetry
 from ingestion.core.errors import (
     BatchFailedError,
     HeadwaterError,
@@ -103,33 +108,35 @@ def job_run(
     Raises:
         LeaseHeldError: another run holds the lease past ``lease_wait`` (nothing recorded).
     """
-    if lease is not None:
-        lease.acquire(wait=lease_wait)
-    try:
-        try:
-            yield JobRun(record, lease)
-        except Exception as err:
-            record.finish("failed", run_error(err))
-            # The ledger gets a code and one line; the full trace goes to the log only.
-            log.error(
-                "%s %s: run %s failed: %s",
-                record.job,
-                record.dataset,
-                record.run_id,
-                record.error,
-                exc_info=True,
-            )
-            setattr(err, _FAILED_RUN, record)
-            raise
-        else:
-            if record.status == "running":
-                record.finish("succeeded")
-        finally:
-            if enabled and record.status != "running":
-                _append(spark, storage, record)
-    finally:
+    with telemetry.run_span(record):
         if lease is not None:
-            lease.release()
+            lease.acquire(wait=lease_wait)
+        try:
+            try:
+                yield JobRun(record, lease)
+            except Exception as err:
+                record.finish("failed", run_error(err))
+                telemetry.record_result(record)  # the failure's log line carries the batch
+                # The ledger gets a code and one line; the full trace goes to the log only.
+                log.error(
+                    "%s %s: run %s failed: %s",
+                    record.job,
+                    record.dataset,
+                    record.run_id,
+                    record.error,
+                    exc_info=True,
+                )
+                setattr(err, _FAILED_RUN, record)
+                raise
+            else:
+                if record.status == "running":
+                    record.finish("succeeded")
+            finally:
+                if enabled and record.status != "running":
+                    _append(spark, storage, record)
+        finally:
+            if lease is not None:
+                lease.release()
 
 
 def _append(spark: SparkSession, storage: Storage, record: RunRecord) -> None:

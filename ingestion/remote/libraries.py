@@ -22,9 +22,20 @@ ENTRY_POINT = "headwater-job"  # [project.scripts] headwater-job = "jobs.launch:
 TASK_KEY = "pipeline"  # the one task of a Databricks run or job
 
 
-def job_args(job: str, dataset: str) -> list[str]:
-    """The arguments after ``headwater-job`` / ``launch.py``: ``<job> --dataset <dataset>``."""
-    return [job, "--dataset", dataset]
+def job_args(job: str, dataset: str, *, traceparent: str | None = None) -> list[str]:
+    """The arguments after ``headwater-job`` / ``launch.py``: ``<job> --dataset <dataset>``.
+
+    Followed by ``--traceparent <W3C>`` when a trace is current (a Function invocation, a pipeline
+    span) or ``traceparent`` is given, so the submitted run's spans continue that trace; a
+    deployment rendered outside any trace gets none.
+    """
+    from ingestion.core.telemetry import current_traceparent
+
+    args = [job, "--dataset", dataset]
+    parent = traceparent or current_traceparent()
+    if parent:
+        args += ["--traceparent", parent]
+    return args
 
 
 def run_name(job: str, dataset: str) -> str:

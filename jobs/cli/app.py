@@ -146,12 +146,20 @@ def exit_with(status: str) -> None:
 
 @app.callback()
 def _root(
-    typer_ctx: typer.Context, verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
+    typer_ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
+    log_json: bool = typer.Option(
+        False, "--log-json", help="Log JSON lines (run_id, dataset, zone, batch, trace ids); no row contents."
+    ),
 ) -> None:
+    from ingestion.core import telemetry
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if log_json:
+        telemetry.install_json_logs()
     if typer_ctx.invoked_subcommand == "settings":
         return  # `settings show --env X` reads (and reports on) the settings itself
     # Settings are checked once, before any command: a mistyped or invalid setting stops here,
@@ -159,6 +167,13 @@ def _root(
     from ingestion.core.profiles import SettingsError
 
     try:
-        get_settings()
+        settings = get_settings()
     except SettingsError as err:
         raise fail(f"{err} [{err.code}]", 2) from None
+    if settings.telemetry.json_logs:
+        telemetry.install_json_logs()
+    # Spans and metrics of the runs a command starts here (none unless an exporter is set).
+    telemetry.configure(settings, component="cli")
+    if telemetry.enabled():
+        ctx = Context(settings)  # opened only when the gauges are first observed
+        telemetry.register_backlog(lambda: ctx.storage, lambda: ctx.catalog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import azure.functions as func
 import pytest
@@ -17,6 +18,14 @@ pytestmark = pytest.mark.azurite
 CSV = (
     b"order_id,customer_id,status,amount,quantity,order_date,ship_date,updated_at\n"
     b"O-0001,C-001,new,10.00,1,2026-11-01,,2026-11-01T10:00:00\n"
+)
+
+
+# What the worker hands a function's `context` parameter: the host's trace of the invocation.
+INVOCATION = SimpleNamespace(
+    trace_context=SimpleNamespace(
+        Traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Tracestate=""
+    )
 )
 
 
@@ -49,7 +58,7 @@ def test_small_csv_is_recorded_once_with_the_blobs_etag(
 ):
     info = azurite_storage.write_bytes("landing/orders/2026/11/a.csv", CSV)
 
-    function("landing_blob")(bind_blob("orders/2026/11/a.csv"))
+    function("landing_blob")(bind_blob("orders/2026/11/a.csv"), INVOCATION)
 
     (entry,) = _entries(runtime, "orders")
     assert (entry.path, entry.etag, entry.size, entry.status) == (
@@ -68,9 +77,9 @@ def test_count_threshold_turns_pending_files_into_one_run(
     runtime.batcher.policy.settings.datasets["orders"] = BatchThresholds(max_files=2)
     for name in ("orders/a.csv", "orders/b.csv"):
         azurite_storage.write_bytes(f"landing/{name}", CSV)
-    function("landing_blob")(bind_blob("orders/a.csv"))
+    function("landing_blob")(bind_blob("orders/a.csv"), INVOCATION)
     assert submitter.calls == []
-    function("landing_blob")(bind_blob("orders/b.csv"))
+    function("landing_blob")(bind_blob("orders/b.csv"), INVOCATION)
     assert submitter.calls == ["orders"]
 
 
@@ -90,13 +99,13 @@ def test_zero_length_create_file_is_ignored_until_data_is_flushed(runtime, azuri
 def test_redelivered_event_is_a_no_op(runtime, azurite_storage, bind_blob, function, submitter):
     runtime.batcher.policy.settings.datasets["orders"] = BatchThresholds(max_files=1)
     azurite_storage.write_bytes("landing/orders/d.csv", CSV)
-    function("landing_blob")(bind_blob("orders/d.csv"))
+    function("landing_blob")(bind_blob("orders/d.csv"), INVOCATION)
     (entry,) = _entries(runtime, "orders")
     raw = azurite_storage.read_bytes(f"system/ledger/orders/{entry.key}.json")
     assert submitter.calls == ["orders"]
 
     again = runtime.on_blob(bind_blob("orders/d.csv"))
-    function("landing_blob")(bind_blob("orders/d.csv"))
+    function("landing_blob")(bind_blob("orders/d.csv"), INVOCATION)
 
     assert again.outcome == "duplicate" and again.batch is None
     assert azurite_storage.read_bytes(f"system/ledger/orders/{entry.key}.json") == raw
@@ -122,7 +131,7 @@ def test_rename_into_landing_is_handled_from_blob_renamed(runtime, azurite_stora
         _subject(runtime, "orders/renamed.csv"),
     )
 
-    function("landing_events")(event)
+    function("landing_events")(event, INVOCATION)
 
     (entry,) = _entries(runtime, "orders")
     assert (entry.path, entry.etag, entry.size) == ("orders/renamed.csv", info.etag, len(CSV))
@@ -167,7 +176,8 @@ def test_event_grid_filtering(runtime, azurite_storage, function):
             "Microsoft.Storage.BlobCreated",
             {"api": "FlushWithClose", "contentLength": len(CSV), "url": url},
             subject,
-        )
+        ),
+        INVOCATION,
     )
     assert [e.path for e in _entries(runtime, "orders")] == ["orders/e.csv"]
 
@@ -244,8 +254,8 @@ def test_failing_blob_is_parked_after_bounded_attempts_and_never_blocks_others(
 
     for _ in range(2):  # below the bound the error propagates: the host retries
         with pytest.raises(OSError):
-            landing_blob(bind_blob("orders/bad.csv"))
-        landing_blob(bind_blob("orders/good.csv"))  # others carry on
+            landing_blob(bind_blob("orders/bad.csv"), INVOCATION)
+        landing_blob(bind_blob("orders/good.csv"), INVOCATION)  # others carry on
     handled = runtime.on_blob(bind_blob("orders/bad.csv"))  # third attempt: parked, no raise
 
     assert handled.outcome == "parked" and "ledger write timed out" in handled.reason

@@ -15,6 +15,7 @@ import threading
 import tracemalloc
 from collections.abc import Callable
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -27,6 +28,14 @@ pytestmark = pytest.mark.azurite
 
 MB = 1024 * 1024
 LINE = b"O-0001,C-001,paid,12.50,1,2026-11-01,2026-11-02,2026-11-01T10:00:00\n"
+
+
+# What the worker hands a function's `context` parameter: the host's trace of the invocation.
+INVOCATION = SimpleNamespace(
+    trace_context=SimpleNamespace(
+        Traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Tracestate=""
+    )
+)
 
 
 class _Pattern(io.RawIOBase):
@@ -89,7 +98,7 @@ def test_handler_memory_is_bounded_for_a_200_mb_blob(runtime, azurite_storage, b
         info, put_peak, _ = _measure(partial(azurite_storage.write_stream, f"landing/{name}", _Pattern(size)))
         assert info.size == size
         blob = bind_blob(name)
-        _, handler_peak, handler_rss = _measure(partial(landing_blob, blob))
+        _, handler_peak, handler_rss = _measure(partial(landing_blob, blob, INVOCATION))
         digest, hash_peak, hash_rss = _measure(partial(azurite_storage.sha256, f"landing/{name}"))
         assert digest == _expected_sha256(sizes[label])
         figures[label] = {

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,6 +38,14 @@ PAYLOAD = json.dumps(
         {"Item": {"id": "A-2", "name": "bob", "balance": 2, "version": 4}, "Operation": 1},
         {"Item": {"id": "A-3"}, "Operation": 2},
     ]
+)
+
+
+# What the worker hands a function's `context` parameter: the host's trace of the invocation.
+INVOCATION = SimpleNamespace(
+    trace_context=SimpleNamespace(
+        Traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Tracestate=""
+    )
 )
 
 
@@ -270,8 +279,8 @@ def test_the_function_as_the_host_calls_it_persists_the_batch_before_returning(
     )
     try:
         # Collapsed changes: A-1 changed three times between polls arrives once, in its last state.
-        assert fn(PAYLOAD) is None
-        assert fn("not json at all") is None  # kept in quarantine, never raised
+        assert fn(PAYLOAD, INVOCATION) is None
+        assert fn("not json at all", INVOCATION) is None  # kept in quarantine, never raised
     finally:
         set_runtime(None)
     (queued,) = Ledger(lake).queued("accounts")

@@ -15,6 +15,9 @@ work skip.
   ingest or curate stops every gold; a failed publish stops its register and the golds reading
   that gold; the other golds go on. The failure is in the run ledger (the stage's row, and the
   pipeline's own ``pipeline`` row naming the stage), and the next run resumes from it.
+* **Telemetry.** The run is the span ``headwater.pipeline``, opened before ingest; each stage's
+  span (``headwater.ingest``, ``headwater.curate``, ``headwater.publish``, ``headwater.register``)
+  is its child (:mod:`ingestion.core.telemetry`).
 * **Leases.** Ingest is taken with ``lease_wait`` (0 by default): a run that meets another
   run ingesting the dataset is refused (exit 2), which a batcher counts as coalesced. Later
   stages wait up to ``settings.pipeline.lease_wait`` for the holder, so two runs reaching the
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ingestion.core import telemetry
 from ingestion.core.config import Settings, get_settings
 from ingestion.core.errors import LeaseHeldError, classify
 from ingestion.core.lifecycle import failed_run, job_run, run_error
@@ -159,48 +163,76 @@ def run_pipeline(
     golds = golds_fed_by(catalog, ds.name)
     ensure_format(storage)  # refuse a lake written by a newer headwater, before any stage
     wait = settings.pipeline.lease_wait if stage_lease_wait is None else stage_lease_wait
-    point = fault or (lambda name: None)
     result = PipelineResult(job=JOB, dataset=ds.name)
     result.details = {"golds": [g.name for _, g in golds], "env": settings.env.value}
+    point = fault or (lambda name: None)
 
-    try:
-        result.ingest = ingest(
-            spark, storage, catalog, ds.name, settings=settings, lease_wait=lease_wait, fault=fault
-        )
-        result.outcomes["ingest"] = result.ingest.status
-    except LeaseHeldError as err:
-        if failed_run(err) is None:
-            raise  # another run is taking the dataset's files: this one is refused
-        result.ingest = _failed(result, "ingest", err)  # type: ignore[assignment]
-    except Exception as err:  # noqa: BLE001 - recorded; downstream stops, the next run resumes
-        result.ingest = _failed(result, "ingest", err)  # type: ignore[assignment]
-
-    with job_run(spark, storage, result) as run:
-        if result.outcomes["ingest"] == "failed":
-            _block(result, ["curate", *(f"{s}:{g.name}" for _, g in golds for s in ("publish", "register"))])
-        else:
-            point("after_ingest")
-            result.curate = _stage(
-                result,
-                "curate",
-                lambda: curate(spark, storage, catalog, ds.name, settings=settings, lease_wait=wait),
+    with telemetry.run_span(result) as span:  # the stages' spans are its children
+        try:
+            result.ingest = ingest(
+                spark, storage, catalog, ds.name, settings=settings, lease_wait=lease_wait, fault=fault
             )
-            if result.outcomes["curate"] in ("failed", "refused"):
-                _block(result, [f"{s}:{g.name}" for _, g in golds for s in ("publish", "register")])
-            else:
-                point("after_curate")
-                _golds(
-                    spark, storage, catalog, golds, result, settings, wait, register_asset, registry, point
+            result.outcomes["ingest"] = result.ingest.status
+        except LeaseHeldError as err:
+            if failed_run(err) is None:
+                raise  # another run is taking the dataset's files: this one is refused
+            result.ingest = _failed(result, "ingest", err)  # type: ignore[assignment]
+        except Exception as err:  # noqa: BLE001 - recorded; downstream stops, the next run resumes
+            result.ingest = _failed(result, "ingest", err)  # type: ignore[assignment]
+
+        with job_run(spark, storage, result) as run:
+            if result.outcomes["ingest"] == "failed":
+                _block(
+                    result, ["curate", *(f"{s}:{g.name}" for _, g in golds for s in ("publish", "register"))]
                 )
-        result.details.update(outcomes=result.outcomes, errors=result.errors, stopped_at=result.stopped_at)
-        status = result.overall()
-        if status == "failed":
-            # The stopping stage's own "<code>: <Class>: <line>"; which stage it was is in details.
-            assert result.stopped_at is not None
-            run.record.finish("failed", result.errors.get(result.stopped_at) or "failed")
-        elif status == "skipped":
-            run.skip("every stage had nothing new")
+            else:
+                point("after_ingest")
+                result.curate = _stage(
+                    result,
+                    "curate",
+                    lambda: curate(spark, storage, catalog, ds.name, settings=settings, lease_wait=wait),
+                )
+                if result.outcomes["curate"] in ("failed", "refused"):
+                    _block(result, [f"{s}:{g.name}" for _, g in golds for s in ("publish", "register")])
+                else:
+                    point("after_curate")
+                    _golds(
+                        spark,
+                        storage,
+                        catalog,
+                        golds,
+                        result,
+                        settings,
+                        wait,
+                        register_asset,
+                        registry,
+                        point,
+                    )
+            result.details.update(
+                outcomes=result.outcomes, errors=result.errors, stopped_at=result.stopped_at
+            )
+            status = result.overall()
+            if status == "failed":
+                # The stopping stage's own "<code>: <Class>: <line>"; which stage it was is in details.
+                assert result.stopped_at is not None
+                run.record.finish("failed", result.errors.get(result.stopped_at) or "failed")
+            elif status == "skipped":
+                run.skip("every stage had nothing new")
+
+        _annotate(span, result)
     return result
+
+
+def _annotate(span: telemetry.Stage, result: PipelineResult) -> None:
+    """The pipeline span's batch and bronze range: its ingest's batch, what its curate read."""
+    ingested = result.ingest  # a failed ingest's record may lack the batch
+    if ingested is not None:
+        span.set_batch(getattr(ingested, "batch", None))
+        version = getattr(ingested, "bronze_version", None)
+        span.set_bronze_range(version, version)
+    if result.curate is not None and result.curate.status != "skipped":
+        span.set_bronze_range(result.curate.input_from, result.curate.input_to)
+    span.set({"headwater.stopped_at": result.stopped_at})
 
 
 def _golds(

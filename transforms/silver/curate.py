@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
-from ingestion.core import lake
+from ingestion.core import lake, telemetry
 from ingestion.core.lifecycle import JobRun, job_run
 from ingestion.core.runs import RunRecord
 from ingestion.core.spark.commits import CommitIndex
@@ -32,7 +32,7 @@ from transforms.silver import state as st
 from transforms.silver.apply import write_batch
 from transforms.silver.casting import RAW
 from transforms.silver.cdc import tombstone_tag
-from transforms.silver.expectations import ERRORS, Plan
+from transforms.silver.expectations import ERRORS, Plan, count_columns
 from transforms.silver.hooks import SilverTransform, find_transform
 from transforms.silver.pipeline import Prepared, fail_reasons, prepare
 from transforms.silver.silver import (
@@ -178,6 +178,13 @@ def _write(
         uncompiled_failed=prepared.uncompiled_failed,
         validation=not prepared.plan.is_empty(),
     )
+    if not prepared.plan.is_empty():
+        # Every row check evaluated on the batch (the keys of record.rules), those no row failed too.
+        telemetry.record_expectations(
+            dataset.name,
+            rows=counts["rows"],
+            failed={key: prepared.rule_counts.get(key, 0) for key in count_columns(prepared.plan)},
+        )
     if bronze_rows > counts["rows"]:
         record.rules["transform.filtered"] = bronze_rows - counts["rows"]
     for r in prepared.dataset_rules:
